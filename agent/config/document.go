@@ -1,0 +1,222 @@
+package config
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// document is the file's shape, key for key. Its toml tags are the whole
+// set of accepted keys: the decoder rejects anything else, and a test checks
+// that scripts/edge-agent.example.toml carries every one of them.
+//
+// Durations and sizes are kept as strings here so that a bad one becomes a
+// Problem with its line (and the other checks still run) instead of stopping
+// the decoder.
+type document struct {
+	DeviceID  string           `toml:"device_id"`
+	DataDir   string           `toml:"data_dir"`
+	MQTT      mqttSection      `toml:"mqtt"`
+	Bootstrap bootstrapSection `toml:"bootstrap"`
+	HW        hwSection        `toml:"hw"`
+	LEDs      ledsSection      `toml:"leds"`
+	Relays    []relaySection   `toml:"relay"`
+	Store     storeSection     `toml:"store"`
+}
+
+type mqttSection struct {
+	Broker             string `toml:"broker"`
+	Username           string `toml:"username"`
+	Password           string `toml:"password"`
+	PasswordFile       string `toml:"password_file"`
+	CAFile             string `toml:"ca_file"`
+	CertFile           string `toml:"cert_file"`
+	KeyFile            string `toml:"key_file"`
+	ServerName         string `toml:"server_name"`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+	AllowPlaintext     bool   `toml:"allow_plaintext"`
+	ClientID           string `toml:"client_id"`
+	NotifyTopic        string `toml:"notify_topic"`
+	ReplyTopic         string `toml:"reply_topic"`
+	StatusTopic        string `toml:"status_topic"`
+	Keepalive          string `toml:"keepalive"`
+}
+
+type bootstrapSection struct {
+	LoginURL       string `toml:"login_url"`
+	LoadBalanceURL string `toml:"load_balance_url"`
+	Username       string `toml:"username"`
+	Password       string `toml:"password"`
+	PasswordFile   string `toml:"password_file"`
+	CAFile         string `toml:"ca_file"`
+}
+
+type hwSection struct {
+	Backend string `toml:"backend"`
+}
+
+type ledsSection struct {
+	Status    string `toml:"status"`
+	Activity  string `toml:"activity"`
+	Fault     string `toml:"fault"`
+	ActiveLow bool   `toml:"active_low"`
+}
+
+type relaySection struct {
+	Name      string `toml:"name"`
+	Pin       string `toml:"pin"`
+	ActiveLow bool   `toml:"active_low"`
+	PowerOn   string `toml:"power_on"`
+	MaxOn     string `toml:"max_on"`
+	Interlock string `toml:"interlock"`
+}
+
+type storeSection struct {
+	RetainRecords int64  `toml:"retain_records"`
+	RetainBytes   string `toml:"retain_bytes"`
+	MaxDBSize     string `toml:"max_db_size"`
+}
+
+// Defaults, as documented in DESIGN.md and the example config.
+const (
+	DefaultDataDir       = "/var/lib/edge-agent"
+	DefaultNotifyTopic   = "/sys/{device_id}/thing/push/notify"
+	DefaultReplyTopic    = "/sys/{device_id}/thing/push/reply"
+	DefaultStatusTopic   = "/sys/{device_id}/thing/status"
+	DefaultKeepalive     = "30s"
+	DefaultBackend       = BackendPeriph
+	DefaultRetainRecords = 100000
+	DefaultRetainBytes   = "64MiB"
+	DefaultMaxDBSize     = "256MiB"
+	DefaultPowerOn       = PowerOnOff
+	DefaultMaxOn         = "0s"
+)
+
+// defaults returns a document holding every default. The decoder only
+// overwrites keys present in the file, which is what tells an explicit
+// reply_topic = "" (no replies) from an absent one (the default).
+func defaults() document {
+	return document{
+		DataDir: DefaultDataDir,
+		MQTT: mqttSection{
+			NotifyTopic: DefaultNotifyTopic,
+			ReplyTopic:  DefaultReplyTopic,
+			StatusTopic: DefaultStatusTopic,
+			Keepalive:   DefaultKeepalive,
+		},
+		HW: hwSection{Backend: DefaultBackend},
+		Store: storeSection{
+			RetainRecords: DefaultRetainRecords,
+			RetainBytes:   DefaultRetainBytes,
+			MaxDBSize:     DefaultMaxDBSize,
+		},
+	}
+}
+
+// valueKind says what a key holds, for type-error messages and fixes.
+type valueKind int
+
+const (
+	kindString valueKind = iota
+	kindBool
+	kindInt
+	kindDuration
+	kindSize
+	kindTable
+	kindArrayTable
+)
+
+// schemaEntry is one accepted key (or table).
+type schemaEntry struct {
+	kind valueKind
+}
+
+// keys whose string values have a syntax of their own.
+var specialKinds = map[string]valueKind{
+	"mqtt.keepalive":     kindDuration,
+	"relay.max_on":       kindDuration,
+	"store.retain_bytes": kindSize,
+	"store.max_db_size":  kindSize,
+}
+
+// schema maps every accepted dotted key, without array indexes
+// ("relay.pin"), to what it holds. Tables appear too ("mqtt", "relay").
+var schema = buildSchema()
+
+func buildSchema() map[string]schemaEntry {
+	m := map[string]schemaEntry{}
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := f.Tag.Get("toml")
+			if name == "" || name == "-" {
+				continue
+			}
+			key := name
+			if prefix != "" {
+				key = prefix + "." + name
+			}
+			switch f.Type.Kind() {
+			case reflect.Struct:
+				m[key] = schemaEntry{kind: kindTable}
+				walk(key, f.Type)
+			case reflect.Slice:
+				m[key] = schemaEntry{kind: kindArrayTable}
+				walk(key, f.Type.Elem())
+			case reflect.Bool:
+				m[key] = schemaEntry{kind: kindBool}
+			case reflect.Int, reflect.Int64:
+				m[key] = schemaEntry{kind: kindInt}
+			default:
+				k := kindString
+				if sk, ok := specialKinds[key]; ok {
+					k = sk
+				}
+				m[key] = schemaEntry{kind: k}
+			}
+		}
+	}
+	walk("", reflect.TypeOf(document{}))
+	return m
+}
+
+// schemaLeaves returns every accepted key that holds a value, sorted.
+func schemaLeaves() []string {
+	var out []string
+	for k, e := range schema {
+		if e.kind != kindTable && e.kind != kindArrayTable {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// parentKey returns "mqtt" for "mqtt.broker" and "" for "device_id".
+func parentKey(key string) string {
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		return key[:i]
+	}
+	return ""
+}
+
+// stripIndexes turns "relay[2].pin" into "relay.pin".
+func stripIndexes(key string) string {
+	if !strings.Contains(key, "[") {
+		return key
+	}
+	var b strings.Builder
+	depth := 0
+	for _, r := range key {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,168 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const examplePath = "../../scripts/edge-agent.example.toml"
+
+func readExample(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// uncommentRelay turns the commented-out [[relay]] block of the example
+// into a live one.
+func uncommentRelay(doc string) string {
+	ls := strings.Split(doc, "\n")
+	in := false
+	for i, l := range ls {
+		if l == "# [[relay]]" {
+			in = true
+		}
+		if in && strings.HasPrefix(l, "# ") {
+			ls[i] = strings.TrimPrefix(l, "# ")
+		}
+	}
+	return strings.Join(ls, "\n")
+}
+
+func TestExampleParses(t *testing.T) {
+	doc := readExample(t)
+
+	// As shipped, only the required device_id is missing.
+	errs := parseErrs(t, doc)
+	if len(errs) != 1 || errs[0].Key != "device_id" {
+		t.Errorf("example as shipped: got\n%s\nwant only device_id missing", errs.Error())
+	}
+
+	filled := strings.Replace(doc, `device_id = ""`, `device_id = "5219709"`, 1)
+	got := mustParse(t, filled)
+	want := &Config{
+		Path:     "config.toml",
+		DeviceID: "5219709",
+		DataDir:  DefaultDataDir,
+		MQTT: MQTT{
+			Broker:      Broker{TLS: true, Host: "broker.example.com", Port: 8883},
+			NotifyTopic: "/sys/5219709/thing/push/notify",
+			ReplyTopic:  "/sys/5219709/thing/push/reply",
+			StatusTopic: "/sys/5219709/thing/status",
+			Keepalive:   30 * time.Second,
+		},
+		HW:    HW{Backend: BackendPeriph},
+		Store: Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("example:\n got %+v\nwant %+v", got, want)
+	}
+
+	// The example's values are the defaults: the same file with only the
+	// required keys gives the same Config.
+	minimal := mustParse(t, lines(`device_id = "5219709"`, `[mqtt]`, `broker = "tls://broker.example.com:8883"`))
+	if !reflect.DeepEqual(minimal, got) {
+		t.Errorf("example differs from the defaults:\nexample  %+v\ndefaults %+v", got, minimal)
+	}
+
+	withRelay := mustParse(t, uncommentRelay(filled))
+	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: PowerOnOff}}
+	if !reflect.DeepEqual(withRelay.Relays, wantRelays) {
+		t.Errorf("relay block: got %+v, want %+v", withRelay.Relays, wantRelays)
+	}
+}
+
+// The example with its file keys pointed at real files loads, files read.
+func TestExampleLoadsWithFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeCert(t, dir, "ca")
+	writeCert(t, dir, "client")
+	writeFile(t, dir, "mqtt.pass", "pw\n", 0o600)
+	doc := strings.Replace(readExample(t), `device_id = ""`, `device_id = "5219709"`, 1)
+	for key, val := range map[string]string{
+		"password_file": "mqtt.pass",
+		"ca_file":       "ca.pem",
+		"cert_file":     "client.pem",
+		"key_file":      "client.key",
+	} {
+		// Only the first occurrence: the one under [mqtt].
+		doc = strings.Replace(doc, key+` = ""`, key+` = "`+val+`"`, 1)
+	}
+	c := mustLoad(t, writeFile(t, dir, "config.toml", doc, 0o644))
+	if c.MQTT.Password != "pw" || c.MQTT.CAFile != filepath.Join(dir, "ca.pem") || c.MQTT.KeyFile != filepath.Join(dir, "client.key") {
+		t.Errorf("mqtt = %+v", c.MQTT)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings = %q, want none", w)
+	}
+}
+
+var (
+	exampleSection = regexp.MustCompile(`^(?:# )?\[\[?([a-z_.]+)\]\]?(?:\s|$)`)
+	exampleKey     = regexp.MustCompile(`^(?:# )?([a-z_]+) = (.*)$`)
+)
+
+// Every accepted key appears in the example, under its section, with a
+// comment; and the example has no key the decoder would reject.
+func TestExampleHasEveryKey(t *testing.T) {
+	section := ""
+	var got []string
+	for i, l := range strings.Split(readExample(t), "\n") {
+		if m := exampleSection.FindStringSubmatch(l); m != nil {
+			section = m[1]
+			continue
+		}
+		m := exampleKey.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		key := join(section, m[1])
+		got = append(got, key)
+		if !strings.Contains(m[2], " # ") {
+			t.Errorf("example line %d: %s has no comment", i+1, key)
+		}
+	}
+	want := schemaLeaves()
+	for _, k := range want {
+		if !slices.Contains(got, k) {
+			t.Errorf("example lacks %s", k)
+		}
+	}
+	for _, k := range got {
+		if !slices.Contains(want, k) {
+			t.Errorf("example has %s, which the config does not accept", k)
+		}
+	}
+	slices.Sort(got)
+	if dup := slices.Compact(slices.Clone(got)); len(dup) != len(got) {
+		t.Errorf("example repeats a key: %v", got)
+	}
+}
+
+// The schema is what the decoder accepts: each of its keys decodes.
+func TestSchemaMatchesDecoder(t *testing.T) {
+	want := []string{
+		"bootstrap.ca_file", "bootstrap.load_balance_url", "bootstrap.login_url", "bootstrap.password",
+		"bootstrap.password_file", "bootstrap.username",
+		"data_dir", "device_id",
+		"hw.backend",
+		"leds.active_low", "leds.activity", "leds.fault", "leds.status",
+		"mqtt.allow_plaintext", "mqtt.broker", "mqtt.ca_file", "mqtt.cert_file", "mqtt.client_id", "mqtt.insecure_skip_verify",
+		"mqtt.keepalive", "mqtt.key_file", "mqtt.notify_topic", "mqtt.password", "mqtt.password_file", "mqtt.reply_topic",
+		"mqtt.server_name", "mqtt.status_topic", "mqtt.username",
+		"relay.active_low", "relay.interlock", "relay.max_on", "relay.name", "relay.pin", "relay.power_on",
+		"store.max_db_size", "store.retain_bytes", "store.retain_records",
+	}
+	if got := schemaLeaves(); !slices.Equal(got, want) {
+		t.Errorf("schema keys:\n got %v\nwant %v", got, want)
+	}
+}

@@ -1,0 +1,141 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// maxSecretFile bounds a password file: it holds one line, and a path
+// pointing at something huge (or endless) must not hang the start.
+const maxSecretFile = 4096
+
+// maxPEMFile bounds a certificate or key file for the same reason.
+const maxPEMFile = 1 << 20
+
+// readFiles reads and checks every file the config names, filling in the
+// passwords. It runs after check, so l.cfg holds resolved paths.
+func (l *loader) readFiles() {
+	c := l.cfg
+	m := &c.MQTT
+	if m.PasswordFile != "" {
+		if pw, ok := l.readSecret("mqtt.password_file", m.PasswordFile); ok {
+			m.Password = pw
+		}
+	}
+	if m.CAFile != "" {
+		l.readCA("mqtt.ca_file", m.CAFile)
+	}
+	var certPEM, keyPEM []byte
+	if m.CertFile != "" {
+		certPEM, _ = l.readFile("mqtt.cert_file", m.CertFile, maxPEMFile)
+	}
+	if m.KeyFile != "" {
+		keyPEM, _ = l.readFile("mqtt.key_file", m.KeyFile, maxPEMFile)
+		l.warnWorldReadable("mqtt.key_file", m.KeyFile)
+	}
+	if certPEM != nil && keyPEM != nil {
+		// The error names what is wrong (no PEM, key does not match) and
+		// never quotes the key material.
+		if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+			l.problem("mqtt.cert_file", fmt.Sprintf("cert_file %s and key_file %s do not load as a pair: %v", m.CertFile, m.KeyFile, err),
+				"point both at the PEM certificate and its matching private key")
+		}
+	}
+
+	b := &c.Bootstrap
+	if b.PasswordFile != "" {
+		if pw, ok := l.readSecret("bootstrap.password_file", b.PasswordFile); ok {
+			b.Password = pw
+		}
+	}
+	if b.CAFile != "" {
+		l.readCA("bootstrap.ca_file", b.CAFile)
+	}
+}
+
+// readFile reads path for key, recording a problem that names the path and
+// the OS error if it cannot.
+func (l *loader) readFile(key, path string, limit int64) ([]byte, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		l.problem(key, fmt.Sprintf("cannot read %s: %v", path, osReason(err)), fixPath(err))
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		l.problem(key, fmt.Sprintf("cannot read %s: %v", path, osReason(err)), fixPath(err))
+		return nil, false
+	}
+	if int64(len(data)) > limit {
+		l.problem(key, fmt.Sprintf("%s is larger than %s", path, formatSize(limit)), "check that the path names the right file")
+		return nil, false
+	}
+	return data, true
+}
+
+// readSecret reads a password file. Only trailing line breaks are trimmed
+// ("\n" or "\r\n", as editors and echo leave them); the contents never
+// appear in a message.
+func (l *loader) readSecret(key, path string) (string, bool) {
+	data, ok := l.readFile(key, path, maxSecretFile)
+	if !ok {
+		return "", false
+	}
+	l.warnWorldReadable(key, path)
+	pw := strings.TrimRight(string(data), "\r\n")
+	if pw == "" {
+		l.problem(key, fmt.Sprintf("%s is empty", path), "write the password into it, on one line")
+		return "", false
+	}
+	return pw, true
+}
+
+// readCA checks that a CA file holds at least one PEM certificate.
+func (l *loader) readCA(key, path string) {
+	data, ok := l.readFile(key, path, maxPEMFile)
+	if !ok {
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		l.problem(key, fmt.Sprintf("%s holds no PEM certificate", path),
+			`point it at the CA certificate in PEM form ("-----BEGIN CERTIFICATE-----")`)
+	}
+}
+
+// warnWorldReadable warns when a secret file can be read by any user.
+func (l *loader) warnWorldReadable(key, path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return
+	}
+	l.warn(key, fmt.Sprintf("%s is readable by every user (mode %04o)", path, fi.Mode().Perm()),
+		"chmod 600 it (or 640 with the agent's group)")
+}
+
+// osReason strips the path from an *fs.PathError: the message names the
+// path once already.
+func osReason(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func fixPath(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "check the path (relative paths are resolved against the config file's directory)"
+	case errors.Is(err, fs.ErrPermission):
+		return "check the file's permissions: the agent's user must be able to read it"
+	default:
+		return "check the path and the file's permissions"
+	}
+}

@@ -1,0 +1,339 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Each semantic problem names its key and line, says what is wrong and
+// how to fix it, and comes as one line of Errors.Error().
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		key  string
+		line int
+		msg  string // substring of Msg
+		fix  string // substring of Fix
+	}{
+		{
+			name: "missing device_id",
+			doc:  lines(`[mqtt]`, `broker = "tls://b"`),
+			key:  "device_id", line: 0, msg: "is required", fix: "device_id = ",
+		},
+		{
+			name: "empty device_id",
+			doc:  lines(`device_id = ""`, `[mqtt]`, `broker = "tls://b"`),
+			key:  "device_id", line: 1, msg: "is required", fix: "device_id = ",
+		},
+		{
+			name: "device_id with a topic separator",
+			doc:  lines(`device_id = "a/b"`, `[mqtt]`, `broker = "tls://b"`),
+			key:  "device_id", line: 1, msg: `"/"`, fix: "id",
+		},
+		{
+			name: "empty data_dir",
+			doc:  lines(`device_id = "gw"`, `data_dir = ""`, `[mqtt]`, `broker = "tls://b"`),
+			key:  "data_dir", line: 2, msg: "empty", fix: DefaultDataDir,
+		},
+		{
+			name: "missing broker points at [mqtt]",
+			doc:  lines(`device_id = "gw"`, ``, `[mqtt]`, `username = "u"`),
+			key:  "mqtt.broker", line: 3, msg: "is required", fix: "tls://",
+		},
+		{
+			name: "missing broker and no [mqtt]",
+			doc:  lines(`device_id = "gw"`),
+			key:  "mqtt.broker", line: 0, msg: "is required", fix: "[bootstrap]",
+		},
+		{
+			name: "bad broker port",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b:99999"`),
+			key:  "mqtt.broker", line: 3, msg: "1 to 65535", fix: "tls://host:port",
+		},
+		{
+			name: "broker with a path",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b:8883/mqtt"`),
+			key:  "mqtt.broker", line: 3, msg: "path", fix: "tls://host:port",
+		},
+		{
+			name: "plaintext broker",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `username = "u"`, `broker = "tcp://b.example:1883"`),
+			key:  "mqtt.broker", line: 4, msg: `plaintext broker "tcp://b.example:1883" refused`,
+			fix: "use tls://b.example:8883 or set mqtt.allow_plaintext = true",
+		},
+		{
+			name: "password and password_file",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `password = "x"`, `password_file = "p"`),
+			key:  "mqtt.password", line: 4, msg: "both set", fix: "keep only",
+		},
+		{
+			name: "cert_file without key_file",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `cert_file = "c.pem"`),
+			key:  "mqtt.cert_file", line: 4, msg: "key_file is not", fix: "set both",
+		},
+		{
+			name: "key_file without cert_file",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `key_file = "c.key"`),
+			key:  "mqtt.key_file", line: 4, msg: "cert_file is not", fix: "set both",
+		},
+		{
+			name: "keepalive too short",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `keepalive = "500ms"`),
+			key:  "mqtt.keepalive", line: 4, msg: "shorter than 1s", fix: `"1s"`,
+		},
+		{
+			name: "keepalive too long for MQTT",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `keepalive = "19h"`),
+			key:  "mqtt.keepalive", line: 4, msg: "65535s", fix: "at most",
+		},
+		{
+			name: "keepalive not a duration",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `keepalive = "30"`),
+			key:  "mqtt.keepalive", line: 4, msg: `"30" is not a duration`, fix: `"30s"`,
+		},
+		{
+			name: "empty notify_topic",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `notify_topic = ""`),
+			key:  "mqtt.notify_topic", line: 4, msg: "must not be empty", fix: DefaultNotifyTopic,
+		},
+		{
+			name: "notify_topic with a misplaced wildcard",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `notify_topic = "/a/#/b"`),
+			key:  "mqtt.notify_topic", line: 4, msg: `"#"`, fix: "topic",
+		},
+		{
+			name: "reply_topic with a wildcard",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `reply_topic = "/a/+/reply"`),
+			key:  "mqtt.reply_topic", line: 4, msg: "wildcards", fix: `""`,
+		},
+		{
+			name: "misspelt placeholder",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `status_topic = "/sys/{deviceid}/status"`),
+			key:  "mqtt.status_topic", line: 4, msg: `"{deviceid}"`, fix: "{device_id}",
+		},
+		{
+			name: "unknown hw backend",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[hw]`, `backend = "gpio"`),
+			key:  "hw.backend", line: 5, msg: `"gpio"`, fix: `"periph"`,
+		},
+		{
+			name: "relay without a name",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `pin = "GPIO17"`),
+			key:  "relay[0].name", line: 4, msg: "needs a name", fix: "name = ",
+		},
+		{
+			name: "relay with an empty name",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = ""`, `pin = "GPIO17"`),
+			key:  "relay[0].name", line: 5, msg: "needs a name", fix: "name = ",
+		},
+		{
+			name: "duplicate relay name",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
+				`[[relay]]`, `name = "pump"`, `pin = "GPIO17"`,
+				`[[relay]]`, `name = "pump"`, `pin = "GPIO18"`),
+			key: "relay[1].name", line: 8, msg: `"pump" is already used by relay[0].name (line 5)`, fix: "own name",
+		},
+		{
+			name: "relay without a pin",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`),
+			key:  "relay[0].pin", line: 4, msg: "needs a pin", fix: "pin = ",
+		},
+		{
+			name: "two relays on one pin",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
+				`[[relay]]`, `name = "pump"`, `pin = "GPIO17"`,
+				`[[relay]]`, `name = "fan"`, `pin = "gpio17"`),
+			key: "relay[1].pin", line: 9, msg: "already used by relay[0].pin (line 6)", fix: "own pin",
+		},
+		{
+			name: "relay on an LED's pin",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
+				`[leds]`, `status = "GPIO27"`,
+				`[[relay]]`, `name = "pump"`, `pin = "GPIO27"`),
+			key: "relay[0].pin", line: 8, msg: "already used by leds.status (line 5)", fix: "own pin",
+		},
+		{
+			name: "two LEDs on one pin",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
+				`[leds]`, `status = "GPIO27"`, `fault = "GPIO27"`),
+			key: "leds.fault", line: 6, msg: "already used by leds.status", fix: "own pin",
+		},
+		{
+			name: "malformed chip pin",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "gpiochip0:x"`),
+			key:  "relay[0].pin", line: 6, msg: "gpiochipN:OFFSET", fix: "GPIO17",
+		},
+		{
+			name: "bad power_on",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`, `power_on = "maybe"`),
+			key:  "relay[0].power_on", line: 7, msg: `"maybe"`, fix: `"restore"`,
+		},
+		{
+			name: "empty power_on",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`, `power_on = ""`),
+			key:  "relay[0].power_on", line: 7, msg: `unknown state ""`, fix: `"off"`,
+		},
+		{
+			name: "negative max_on",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`, `max_on = "-1s"`),
+			key:  "relay[0].max_on", line: 7, msg: "negative", fix: `"0s"`,
+		},
+		{
+			name: "max_on not a duration",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`, `max_on = "10"`),
+			key:  "relay[0].max_on", line: 7, msg: "not a duration", fix: `"30s"`,
+		},
+		{
+			name: "interlocked relays both on at power-up",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
+				`[[relay]]`, `name = "up"`, `pin = "GPIO5"`, `power_on = "on"`, `interlock = "motor"`,
+				`[[relay]]`, `name = "down"`, `pin = "GPIO6"`, `power_on = "on"`, `interlock = "motor"`),
+			key: "relay[1].power_on", line: 12, msg: `"up" and "down" share interlock group "motor"`, fix: `power_on = "off"`,
+		},
+		{
+			name: "bootstrap without load_balance_url",
+			doc: lines(`device_id = "gw"`, `[bootstrap]`, `login_url = "https://a.example/login?appSecret=x"`,
+				`username = "u"`, `password_file = "p"`),
+			key: "bootstrap.load_balance_url", line: 2, msg: "partly filled", fix: "remove the [bootstrap] section",
+		},
+		{
+			name: "bootstrap without login_url",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[bootstrap]`,
+				`load_balance_url = "https://api.example/lb"`, `username = "u"`, `password_file = "p"`),
+			key: "bootstrap.login_url", line: 4, msg: "partly filled", fix: "login_url",
+		},
+		{
+			name: "bootstrap without a password",
+			doc: lines(`device_id = "gw"`, `[bootstrap]`, `login_url = "https://a.example/login"`,
+				`load_balance_url = "https://api.example/lb"`, `username = "u"`),
+			key: "bootstrap.password_file", line: 2, msg: "partly filled", fix: "password_file",
+		},
+		{
+			name: "bootstrap with only a ca_file",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[bootstrap]`, `ca_file = "ca.pem"`),
+			key:  "bootstrap.username", line: 4, msg: "partly filled", fix: "username",
+		},
+		{
+			name: "bootstrap over plain http",
+			doc: lines(`device_id = "gw"`, `[bootstrap]`, `login_url = "http://a.example/login"`,
+				`load_balance_url = "https://api.example/lb"`, `username = "u"`, `password_file = "p"`),
+			key: "bootstrap.login_url", line: 3, msg: "plain http", fix: "https://",
+		},
+		{
+			name: "bootstrap URL that is not absolute",
+			doc: lines(`device_id = "gw"`, `[bootstrap]`, `login_url = "https://a.example/login"`,
+				`load_balance_url = "api.example/lb"`, `username = "u"`, `password_file = "p"`),
+			key: "bootstrap.load_balance_url", line: 4, msg: "not an absolute URL", fix: "https://",
+		},
+		{
+			name: "bootstrap password and password_file",
+			doc: lines(`device_id = "gw"`, `[bootstrap]`, `login_url = "https://a.example/login"`,
+				`load_balance_url = "https://api.example/lb"`, `username = "u"`, `password = "x"`, `password_file = "p"`),
+			key: "bootstrap.password", line: 6, msg: "both set", fix: "keep only",
+		},
+		{
+			name: "retain_bytes not below half of max_db_size",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
+				`[store]`, `retain_bytes = "128MiB"`, `max_db_size = "256MiB"`),
+			key: "store.retain_bytes", line: 5, msg: "half of max_db_size", fix: "bbolt",
+		},
+		{
+			name: "retain_bytes without a unit",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[store]`, `retain_bytes = "64"`),
+			key:  "store.retain_bytes", line: 5, msg: "no unit", fix: "MiB",
+		},
+		{
+			name: "max_db_size with an unknown unit",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[store]`, `max_db_size = "1TB"`),
+			key:  "store.max_db_size", line: 5, msg: `unknown unit "TB"`, fix: "GiB",
+		},
+		{
+			name: "max_db_size too small",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[store]`, `retain_bytes = "1KiB"`, `max_db_size = "64KiB"`),
+			key:  "store.max_db_size", line: 6, msg: "1MiB minimum", fix: DefaultMaxDBSize,
+		},
+		{
+			name: "negative retain_records",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[store]`, `retain_records = -1`),
+			key:  "store.retain_records", line: 5, msg: "not a positive number", fix: "100000",
+		},
+		{
+			name: "zero retain_records",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[store]`, `retain_records = 0`),
+			key:  "store.retain_records", line: 5, msg: "not a positive number", fix: "100000",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := parseErrs(t, tt.doc)
+			p := problemFor(t, errs, tt.key)
+			if p.Line != tt.line {
+				t.Errorf("line = %d, want %d (%s)", p.Line, tt.line, p)
+			}
+			if !strings.Contains(p.Msg, tt.msg) {
+				t.Errorf("msg = %q, want it to contain %q", p.Msg, tt.msg)
+			}
+			if p.Fix == "" || !strings.Contains(p.Fix, tt.fix) {
+				t.Errorf("fix = %q, want it to contain %q", p.Fix, tt.fix)
+			}
+			if p.Path != "config.toml" {
+				t.Errorf("path = %q, want config.toml", p.Path)
+			}
+			wantPrefix := "config.toml: " + tt.key + ": "
+			if tt.line > 0 {
+				wantPrefix = fmt.Sprintf("config.toml:%d: %s: ", tt.line, tt.key)
+			}
+			if !strings.Contains(errs.Error(), wantPrefix+p.Msg+"; "+p.Fix) {
+				t.Errorf("Error() =\n%s\nwant a line %q", errs.Error(), wantPrefix+p.Msg+"; "+p.Fix)
+			}
+		})
+	}
+}
+
+// All semantic problems come back together, in line order.
+func TestProblemsAllReported(t *testing.T) {
+	doc := lines(
+		`data_dir = ""`, // 1
+		`[mqtt]`,        // 2
+		`broker = "tcp://b"`,
+		`keepalive = "0s"`,
+		`[hw]`,
+		`backend = "gpio"`, // 6
+		`[[relay]]`,
+		`name = "pump"`,
+		`pin = ""`, // 9
+	)
+	errs := parseErrs(t, doc)
+	var got []string
+	for _, p := range errs {
+		got = append(got, fmt.Sprintf("%d %s", p.Line, p.Key))
+	}
+	want := []string{"0 device_id", "1 data_dir", "3 mqtt.broker", "4 mqtt.keepalive", "6 hw.backend", "9 relay[0].pin"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("problems = %v, want %v\n%s", got, want, errs.Error())
+	}
+	if n := strings.Count(errs.Error(), "\n") + 1; n != len(want) {
+		t.Errorf("Error() has %d lines, want %d", n, len(want))
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Path: "c.toml", Line: 3, Key: "mqtt.broker", Msg: "bad", Fix: "fix it"}, "c.toml:3: mqtt.broker: bad; fix it"},
+		{Problem{Path: "c.toml", Key: "device_id", Msg: "is required", Fix: "set it"}, "c.toml: device_id: is required; set it"},
+		{Problem{Line: 3, Key: "k", Msg: "m"}, "line 3: k: m"},
+		{Problem{Path: "c.toml", Line: 1, Msg: "syntax"}, "c.toml:1: syntax"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := tt.p.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
