@@ -1,0 +1,28 @@
+// Package store keeps the gateway's durable state in one bbolt file,
+// <data_dir>/edge-agent.db: the inbox of received MQTT notifications today,
+// and the other state that must commit together with it later.
+//
+// The promise: a message is on disk before Append returns. Append writes a
+// whole batch in one bbolt transaction whose commit fsyncs the data pages and
+// then the meta page, so when it returns nil every record of the batch
+// survives a power cut, and when it returns an error none of them was stored
+// and the caller must not acknowledge them. Nothing already stored is lost to
+// make room: retention drops only handled records, and when only pending
+// records are left Append fails with ErrFull instead.
+//
+// Records are numbered 1, 2, 3, … by Append; a number is never reused, not
+// after pruning and not after a restart.
+//
+// Open checks the file before it is used (a truncated or scribbled-on file
+// fails with ErrCorrupt instead of crashing the process) and holds bbolt's
+// file lock until Close: a second process on the same data_dir fails with
+// ErrLocked.
+//
+// A DB is safe for concurrent use. Writes are serialised by bbolt; the agent
+// still has one writer goroutine so that it can group many messages into one
+// commit. The package returns errors and never logs.
+//
+// The bbolt traps this package works around are listed in
+// ../shared/PITFALLS.md, section "bbolt v1.5.0"; comments cite it as
+// (PITFALLS: bbolt).
+package store

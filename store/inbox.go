@@ -1,0 +1,413 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Message is a received notification as the caller hands it to Append.
+type Message struct {
+	ReceivedAt time.Time
+	Topic      string
+	Payload    []byte
+	Dup        bool // the MQTT DUP flag as received
+	// Pending marks a message still to be handled (a command to execute);
+	// false means it was handled on arrival. Retention never drops a
+	// pending record; MarkHandled clears the mark.
+	Pending bool
+}
+
+// Record is a stored message.
+type Record struct {
+	Seq        uint64    // assigned by Append: 1, 2, 3, …; never reused
+	ReceivedAt time.Time // in UTC, to the nanosecond; the zero Time if the message had none
+	Topic      string
+	Payload    []byte // the exact bytes, the caller's to keep
+	Dup        bool
+	Pending    bool
+}
+
+// Stats describes the inbox.
+type Stats struct {
+	Total    int   // records stored
+	Pending  int   // of which still pending
+	Bytes    int64 // topic+payload bytes stored, as bounded by Options.RetainBytes
+	FirstSeq uint64
+	LastSeq  uint64 // Seq of the oldest and newest stored record; 0 when empty
+}
+
+// inboxCounters live in the meta bucket and change in the same transaction
+// as the records they count, so Stats needs no scan.
+type inboxCounters struct {
+	seq, total, pending, bytes uint64
+}
+
+func (t *txn) inboxCounters() (inboxCounters, error) {
+	var c inboxCounters
+	for _, f := range []struct {
+		key []byte
+		v   *uint64
+	}{{keyInboxSeq, &c.seq}, {keyInboxTotal, &c.total}, {keyInboxPending, &c.pending}, {keyInboxBytes, &c.bytes}} {
+		v := t.meta.Get(f.key)
+		if v == nil {
+			continue // a new store
+		}
+		if len(v) != 8 {
+			return c, fmt.Errorf("%w: counter %s has %d bytes", ErrCorrupt, f.key, len(v))
+		}
+		*f.v = getU64(t.meta, f.key)
+	}
+	return c, nil
+}
+
+func (t *txn) putInboxCounters(c inboxCounters) error {
+	for _, f := range []struct {
+		key []byte
+		v   uint64
+	}{{keyInboxSeq, c.seq}, {keyInboxTotal, c.total}, {keyInboxPending, c.pending}, {keyInboxBytes, c.bytes}} {
+		if err := putU64(t.meta, f.key, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Append stores msgs in one transaction, one commit and one fsync pair for
+// the whole batch (group commit), and returns their Seqs in order. When it
+// returns nil every record is on disk; when it returns an error none is, and
+// the store is unchanged and still usable.
+//
+// Retention: after adding, while the inbox holds more than RetainRecords
+// records or RetainBytes bytes, the oldest handled records are dropped (a
+// handled message of this very batch too, if it alone exceeds the bound).
+// Pending records are never dropped: if the bound cannot be met without
+// dropping one, Append fails with ErrFull.
+//
+// A full disk fails with an error for which errors.Is(err, syscall.ENOSPC)
+// holds, a file at Options.MaxSize with bbolt's errors.ErrMaxSizeReached;
+// both pass once space is freed (retry later; do not acknowledge meanwhile).
+func (db *DB) Append(msgs []Message) ([]uint64, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	// Encode outside the transaction: the write lock is held for less.
+	vals := make([][]byte, len(msgs))
+	var add uint64
+	for i, m := range msgs {
+		v, err := encodeRecord(Record{ReceivedAt: m.ReceivedAt, Topic: m.Topic, Payload: m.Payload, Dup: m.Dup})
+		if err != nil {
+			return nil, fmt.Errorf("append: message %d: %w", i, err)
+		}
+		vals[i] = v
+		add += uint64(len(m.Topic)) + uint64(len(m.Payload))
+	}
+	seqs := make([]uint64, len(msgs))
+	err := db.update(func(t *txn) error {
+		c, err := t.inboxCounters()
+		if err != nil {
+			return err
+		}
+		for i, m := range msgs {
+			c.seq++
+			k := seqKey(c.seq)
+			if err := t.inbox.Put(k, vals[i]); err != nil {
+				return err
+			}
+			if m.Pending {
+				if err := t.pending.Put(k, nil); err != nil {
+					return err
+				}
+				c.pending++
+			}
+			seqs[i] = c.seq
+		}
+		c.total += uint64(len(msgs))
+		c.bytes += add
+		if err := t.prune(&c, uint64(db.opts.RetainRecords), uint64(db.opts.RetainBytes)); err != nil {
+			return err
+		}
+		return t.putInboxCounters(c)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append %d messages: %w", len(msgs), err)
+	}
+	return seqs, nil
+}
+
+// prune drops the oldest handled records until the inbox is within both
+// bounds, or fails with ErrFull (and drops nothing) if it cannot be.
+func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
+	if c.total <= maxRecords && c.bytes <= maxBytes {
+		return nil
+	}
+	total, size := c.total, c.bytes
+	var drop [][]byte
+	cur := t.inbox.Cursor()
+	for k, v := cur.First(); k != nil && (total > maxRecords || size > maxBytes); k, v = cur.Next() {
+		if t.isPending(k) {
+			continue
+		}
+		p, err := parseRecord(v)
+		if err != nil {
+			return fmt.Errorf("%w: record %x: %w", ErrCorrupt, k, err)
+		}
+		// Copy the key: deleting while a cursor walks can skip entries, so
+		// collect first, delete after.
+		drop = append(drop, bytes.Clone(k))
+		total--
+		size -= uint64(p.size())
+	}
+	if total > maxRecords || size > maxBytes {
+		return fmt.Errorf("%w: %d of %d records (%d bytes) are pending; the bounds are %d records and %d bytes",
+			ErrFull, c.pending, total, size, maxRecords, maxBytes)
+	}
+	for _, k := range drop {
+		if err := t.inbox.Delete(k); err != nil {
+			return err
+		}
+	}
+	c.total, c.bytes = total, size
+	return nil
+}
+
+// MarkHandled clears the pending mark of the given records in one
+// transaction. Seqs that are unknown or already handled are ignored.
+func (db *DB) MarkHandled(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	err := db.update(func(t *txn) error {
+		c, err := t.inboxCounters()
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, s := range seqs {
+			k := seqKey(s)
+			if !t.isPending(k) {
+				continue
+			}
+			if err := t.pending.Delete(k); err != nil {
+				return err
+			}
+			c.pending--
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
+		return t.putInboxCounters(c)
+	})
+	if err != nil {
+		return fmt.Errorf("mark handled: %w", err)
+	}
+	return nil
+}
+
+// Get returns record seq, or an error wrapping ErrNotFound.
+func (db *DB) Get(seq uint64) (Record, error) {
+	var r Record
+	err := db.view(func(t *txn) error {
+		k := seqKey(seq)
+		v := t.inbox.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		r, err = t.record(k, v)
+		return err
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("record %d: %w", seq, err)
+	}
+	return r, nil
+}
+
+// record decodes a stored record; the result owns all its memory.
+func (t *txn) record(k, v []byte) (Record, error) {
+	r, err := decodeRecord(v)
+	if err != nil {
+		return Record{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	r.Seq = getSeq(k)
+	r.Pending = t.isPending(k)
+	return r, nil
+}
+
+// Scan calls fn for every record with Seq > after, oldest first, up to the
+// newest record when Scan was called. An error from fn stops the scan and is
+// returned as it is.
+//
+// fn runs outside any transaction: Scan reads in chunks of short
+// transactions (PITFALLS: bbolt), so fn may take its time, and a record that
+// retention drops meanwhile is skipped.
+func (db *DB) Scan(after uint64, fn func(Record) error) error {
+	if after == math.MaxUint64 {
+		return nil
+	}
+	var last uint64
+	err := db.view(func(t *txn) error {
+		if k, _ := t.inbox.Cursor().Last(); k != nil {
+			last = getSeq(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	return db.each(after+1, last, fn)
+}
+
+// Tail calls fn for the last n records, oldest first.
+func (db *DB) Tail(n int, fn func(Record) error) error {
+	if n <= 0 {
+		return nil
+	}
+	var first, last uint64
+	err := db.view(func(t *txn) error {
+		c := t.inbox.Cursor()
+		k, _ := c.Last()
+		if k == nil {
+			return nil
+		}
+		last = getSeq(k)
+		first = last
+		for i := 1; i < n; i++ {
+			if k, _ = c.Prev(); k == nil {
+				break
+			}
+			first = getSeq(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
+	}
+	if last == 0 {
+		return nil
+	}
+	return db.each(first, last, fn)
+}
+
+// Chunk bounds for each: at least one record per transaction, then up to
+// chunkRecords or chunkBytes, whichever comes first. They bound both the
+// read transaction's length and the memory a scan holds (a Pi has little).
+const (
+	chunkRecords = 256
+	chunkBytes   = 1 << 20
+)
+
+// each calls fn for the records with from <= Seq <= to, oldest first.
+func (db *DB) each(from, to uint64, fn func(Record) error) error {
+	for from <= to && from != 0 {
+		var recs []Record
+		err := db.view(func(t *txn) error {
+			c := t.inbox.Cursor()
+			size := 0
+			for k, v := c.Seek(seqKey(from)); k != nil && getSeq(k) <= to; k, v = c.Next() {
+				r, err := t.record(k, v)
+				if err != nil {
+					return err
+				}
+				recs = append(recs, r)
+				if size += len(v); len(recs) >= chunkRecords || size >= chunkBytes {
+					break
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		from = recs[len(recs)-1].Seq + 1 // wraps to 0 only after Seq MaxUint64
+	}
+	return nil
+}
+
+// Stats returns the inbox's counters. It reads a few meta values and the
+// two ends of the inbox: no scan, whatever the size.
+func (db *DB) Stats() (Stats, error) {
+	var s Stats
+	err := db.view(func(t *txn) error {
+		c, err := t.inboxCounters()
+		if err != nil {
+			return err
+		}
+		s.Total, s.Pending, s.Bytes = int(c.total), int(c.pending), int64(c.bytes)
+		cur := t.inbox.Cursor()
+		if k, _ := cur.First(); k != nil {
+			s.FirstSeq = getSeq(k)
+		}
+		if k, _ := cur.Last(); k != nil {
+			s.LastSeq = getSeq(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return s, nil
+}
+
+// ClientSuffix returns the stored MQTT client-id suffix. The first call on a
+// new store calls draw once and stores its result durably before returning
+// it, so the client id stays the same across restarts and the broker keeps
+// the session (PITFALLS: paho, CleanSession(false) + a stable client id).
+func (db *DB) ClientSuffix(draw func() int) (int, error) {
+	var suffix int
+	var found bool
+	get := func(t *txn) error {
+		v := t.meta.Get(keyClientSuffix)
+		if v == nil {
+			return nil
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("%w: client suffix has %d bytes", ErrCorrupt, len(v))
+		}
+		suffix, found = int(int64(binary.BigEndian.Uint64(v))), true
+		return nil
+	}
+	// Read first: the usual case needs no commit (and works on a full disk).
+	err := db.view(get)
+	if err == nil && !found {
+		err = db.update(func(t *txn) error {
+			if err := get(t); err != nil || found {
+				return err
+			}
+			suffix = draw()
+			return putU64(t.meta, keyClientSuffix, uint64(int64(suffix)))
+		})
+	}
+	if err != nil {
+		return 0, fmt.Errorf("client suffix: %w", err)
+	}
+	return suffix, nil
+}
+
+// isPending reports whether seq key k is in the pending bucket. Its values
+// are empty, and bbolt's Get can return nil for an empty value (it does
+// inside the write transaction that put it), so ask a cursor.
+func (t *txn) isPending(k []byte) bool {
+	got, _ := t.pending.Cursor().Seek(k)
+	return bytes.Equal(got, k)
+}
+
+// getSeq reads an inbox key; checkPages and the fixed key size mean a short
+// key is corruption, which reads as Seq 0.
+func getSeq(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}

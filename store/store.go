@@ -1,0 +1,290 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// DB is an open store. Its methods are safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	opts Options
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Buckets. The file's whole layout is here: a later feature (outbox, relay
+// states, executed command ids) adds its name to schema and a field to txn,
+// and its writes then commit in the same transaction, and the same fsync
+// pair, as the inbox's.
+var (
+	bucketInbox   = []byte("inbox")   // seq (8-byte big-endian) -> encodeRecord
+	bucketPending = []byte("pending") // seq -> empty: records not yet handled
+	bucketMeta    = []byte("meta")    // counters and small values (keys below)
+
+	schema = [][]byte{bucketInbox, bucketPending, bucketMeta}
+)
+
+// Keys in the meta bucket. Counters are 8-byte big-endian.
+var (
+	keySchema       = []byte("schema")        // layout version of the file
+	keyInboxSeq     = []byte("inbox.seq")     // last Seq assigned; never goes back
+	keyInboxTotal   = []byte("inbox.total")   // records in inbox
+	keyInboxPending = []byte("inbox.pending") // records in pending
+	keyInboxBytes   = []byte("inbox.bytes")   // topic+payload bytes in inbox
+	keyClientSuffix = []byte("client.suffix") // see ClientSuffix
+)
+
+// schemaVersion is the layout this code reads and writes. A file with a
+// higher one was written by a newer agent: refuse it rather than guess.
+const schemaVersion = 1
+
+// Open opens (creating if needed) the store in dir: the directory with mode
+// 0750 and the file dir/FileName with mode 0600. opts may be nil.
+//
+// An existing file is checked first, unless opts.SkipCheck: a damaged one
+// fails with an error wrapping ErrCorrupt. A file held by another process
+// fails with an error wrapping ErrLocked after opts.LockTimeout.
+func Open(dir string, opts *Options) (*DB, error) {
+	o := opts.withDefaults()
+	if err := mkdirSynced(dir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, FileName)
+
+	isNew := false
+	switch st, err := os.Stat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+		isNew = true
+	case err != nil:
+		return nil, err
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	case st.Size() == 0:
+		// Created but never initialised (a crash right after create):
+		// bbolt initialises an empty file like a new one.
+		isNew = true
+	}
+
+	if !isNew && !o.SkipCheck {
+		if err := checkFile(path, o.LockTimeout); err != nil {
+			return nil, err
+		}
+	}
+
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		// bbolt's zero Timeout waits forever for the lock (PITFALLS: bbolt).
+		Timeout: o.LockTimeout,
+		// The freelist is rebuilt at open instead of written at every
+		// commit: one page write less per commit (PITFALLS: bbolt).
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		// Fail cleanly before the map outgrows a 32-bit address space
+		// (PITFALLS: bbolt).
+		MaxSize: o.MaxSize,
+		// NoSync and NoGrowSync stay false: the promise is fsync.
+	})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	if isNew {
+		// A brand-new file's directory entry is not durable until the
+		// directory is synced (PITFALLS: bbolt).
+		if err := syncDir(dir); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+	}
+	db := &DB{bolt: b, path: path, opts: o}
+	if err := db.initSchema(); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openError turns bbolt's open errors into ours.
+func openError(path string, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return lockedError(path, err)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch),
+		strings.Contains(err.Error(), "file size too small"):
+		return corruptError(path, err.Error())
+	}
+	return fmt.Errorf("open %s: %w", path, err)
+}
+
+func lockedError(path string, cause error) error {
+	return fmt.Errorf("another edge-agent process holds %s (%w: %w); stop that process, or give this one another data_dir",
+		path, ErrLocked, cause)
+}
+
+func corruptError(path, detail string) error {
+	return fmt.Errorf("%s: %w (%s); move it aside (mv %s %s.corrupt) and start again: "+
+		"the agent starts with an empty store, and the broker redelivers only the messages it never acknowledged",
+		path, ErrCorrupt, detail, path, path)
+}
+
+// initSchema creates missing buckets. It writes only when something is
+// missing, so that a store on a full disk still opens.
+func (db *DB) initSchema() error {
+	complete := true
+	var version uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range schema {
+			if tx.Bucket(name) == nil {
+				complete = false
+			}
+		}
+		if m := tx.Bucket(bucketMeta); m != nil {
+			version = getU64(m, keySchema)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read schema: %w", err)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("%s has layout version %d; this edge-agent reads up to %d: run a newer edge-agent",
+			db.path, version, schemaVersion)
+	}
+	if complete && version == schemaVersion {
+		return nil
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range schema {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return putU64(tx.Bucket(bucketMeta), keySchema, schemaVersion)
+	})
+	if err != nil {
+		return fmt.Errorf("create buckets in %s: %w", db.path, keepNoSpace(err))
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close releases the file and its lock. It is safe to call more than once;
+// later calls return the first call's result.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() { db.closeErr = db.bolt.Close() })
+	return db.closeErr
+}
+
+// txn is one bbolt transaction with the store's buckets at hand. All access
+// goes through view and update, so every feature's buckets are opened, and
+// checked, in one place.
+type txn struct {
+	tx      *bolt.Tx
+	inbox   *bolt.Bucket
+	pending *bolt.Bucket
+	meta    *bolt.Bucket
+}
+
+func newTxn(tx *bolt.Tx) (*txn, error) {
+	t := &txn{
+		tx:      tx,
+		inbox:   tx.Bucket(bucketInbox),
+		pending: tx.Bucket(bucketPending),
+		meta:    tx.Bucket(bucketMeta),
+	}
+	for _, name := range schema {
+		if tx.Bucket(name) == nil {
+			return nil, fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, name)
+		}
+	}
+	return t, nil
+}
+
+// view runs fn in a read transaction. Keep fn short: on 32-bit ARM a
+// writer that must remap waits for open readers (PITFALLS: bbolt).
+func (db *DB) view(fn func(*txn) error) error {
+	return closedError(db.bolt.View(func(tx *bolt.Tx) error {
+		t, err := newTxn(tx)
+		if err != nil {
+			return err
+		}
+		return fn(t)
+	}))
+}
+
+// update runs fn in one write transaction and commits it: one fsync of the
+// data pages, one of the meta page (PITFALLS: bbolt). If fn or the commit
+// fails, nothing of it is written. bbolt's Update runs fn exactly once,
+// unlike Batch (PITFALLS: bbolt).
+func (db *DB) update(fn func(*txn) error) error {
+	return closedError(keepNoSpace(db.bolt.Update(func(tx *bolt.Tx) error {
+		t, err := newTxn(tx)
+		if err != nil {
+			return err
+		}
+		return fn(t)
+	})))
+}
+
+func closedError(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+func getU64(b *bolt.Bucket, key []byte) uint64 {
+	v := b.Get(key)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func putU64(b *bolt.Bucket, key []byte, v uint64) error {
+	return b.Put(key, binary.BigEndian.AppendUint64(make([]byte, 0, 8), v))
+}
+
+// mkdirSynced creates dir (0750) if it is missing and makes the new entry
+// durable by syncing its parent.
+func mkdirSynced(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(filepath.Clean(dir)))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
