@@ -1,0 +1,96 @@
+// Package control is the daemon's local control socket: a unix socket in
+// data_dir through which the CLI verbs (status, inbox …) ask the running
+// daemon, which alone owns the database (a second bbolt open would block on
+// its lock; PITFALLS.md).
+//
+// The protocol is JSON lines: the client sends one Request line; the server
+// answers with Reply lines and ends with one whose Done is true. A reply
+// with Error set ends the answer too.
+package control
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/edge-agent/edge-agent/store"
+)
+
+// SocketName is the control socket's file name inside data_dir.
+const SocketName = "edge-agent.sock"
+
+// Request verbs.
+const (
+	CmdStatus      = "status"
+	CmdInboxList   = "inbox.list"   // the last N records (default 20)
+	CmdInboxShow   = "inbox.show"   // one record by Seq
+	CmdInboxExport = "inbox.export" // all records, or the last N, oldest first
+)
+
+// Request is one line from a client.
+type Request struct {
+	Cmd string `json:"cmd"`
+	Seq uint64 `json:"seq,omitempty"`
+	N   int    `json:"n,omitempty"`
+}
+
+// Reply is one line from the server.
+type Reply struct {
+	Status json.RawMessage `json:"status,omitempty"`
+	Record *Record         `json:"record,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Done   bool            `json:"done,omitempty"`
+}
+
+// Record is an inbox record as `inbox export -json` writes it (DESIGN.md):
+// the payload is a string when its bytes are valid UTF-8, and standard
+// base64 in payload_b64 otherwise, so every payload survives byte-exact.
+type Record struct {
+	Seq        uint64  `json:"seq"`
+	ReceivedAt string  `json:"received_at"`
+	Topic      string  `json:"topic"`
+	Dup        bool    `json:"dup"`
+	Payload    *string `json:"payload,omitempty"`
+	PayloadB64 *string `json:"payload_b64,omitempty"`
+}
+
+// FromStore converts a stored record to its exported form.
+func FromStore(r store.Record) Record {
+	out := Record{
+		Seq:        r.Seq,
+		ReceivedAt: r.ReceivedAt.UTC().Format(time.RFC3339Nano),
+		Topic:      r.Topic,
+		Dup:        r.Dup,
+	}
+	if utf8.Valid(r.Payload) {
+		s := string(r.Payload)
+		out.Payload = &s
+	} else {
+		s := base64.StdEncoding.EncodeToString(r.Payload)
+		out.PayloadB64 = &s
+	}
+	return out
+}
+
+// Bytes returns the payload's exact bytes.
+func (r Record) Bytes() ([]byte, error) {
+	if r.PayloadB64 != nil {
+		return base64.StdEncoding.DecodeString(*r.PayloadB64)
+	}
+	if r.Payload != nil {
+		return []byte(*r.Payload), nil
+	}
+	return nil, nil
+}
+
+// PayloadPrefix returns up to n bytes of p as a quoted Go string, with "…"
+// after it when p is longer: control characters and invalid UTF-8 come out
+// escaped, so a binary payload cannot garble a log line or a terminal.
+func PayloadPrefix(p []byte, n int) string {
+	if len(p) <= n {
+		return strconv.Quote(string(p))
+	}
+	return strconv.Quote(string(p[:n])) + "…"
+}

@@ -1,0 +1,182 @@
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/edge-agent/edge-agent/store"
+)
+
+// Inbox is what the server reads from the store.
+type Inbox interface {
+	Get(seq uint64) (store.Record, error)
+	Scan(after uint64, fn func(store.Record) error) error
+	Tail(n int, fn func(store.Record) error) error
+}
+
+// StatusFunc returns the status document.
+type StatusFunc func() any
+
+// Server answers control requests on a unix socket.
+type Server struct {
+	ln     net.Listener
+	path   string
+	inbox  Inbox
+	status StatusFunc
+	log    *slog.Logger
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Listen creates the socket in dir with mode 0660 (group-readable, never
+// world-writable), replacing a stale one left by a crash.
+func Listen(dir string, inbox Inbox, status StatusFunc, log *slog.Logger) (*Server, error) {
+	path := filepath.Join(dir, SocketName)
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s is in use: another edge-agent is running with this data_dir", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale control socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	s := &Server{ln: ln, path: path, inbox: inbox, status: status, log: log}
+	s.wg.Add(1)
+	go s.serve()
+	return s, nil
+}
+
+// Path is the socket's path.
+func (s *Server) Path() string { return s.path }
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			s.handle(c)
+		}()
+	}
+}
+
+// Close stops accepting, waits for answers in progress (bounded by their
+// write deadline) and removes the socket. Safe to call twice.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.ln.Close()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+func (s *Server) handle(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReaderSize(c, 4096).ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return
+	}
+	var req Request
+	w := &replyWriter{c: c, enc: json.NewEncoder(c)}
+	if err := json.Unmarshal(line, &req); err != nil {
+		w.fail(fmt.Errorf("bad request: %w", err))
+		return
+	}
+	switch req.Cmd {
+	case CmdStatus:
+		b, err := json.Marshal(s.status())
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		w.send(Reply{Status: b})
+	case CmdInboxShow:
+		r, err := s.inbox.Get(req.Seq)
+		if errors.Is(err, store.ErrNotFound) {
+			w.fail(fmt.Errorf("no record with seq %d (pruned, or not received yet)", req.Seq))
+			return
+		}
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		rec := FromStore(r)
+		w.send(Reply{Record: &rec})
+	case CmdInboxList, CmdInboxExport:
+		n := req.N
+		if req.Cmd == CmdInboxList && n <= 0 {
+			n = 20
+		}
+		if err := s.stream(w, n); err != nil {
+			w.fail(err)
+			return
+		}
+	default:
+		w.fail(fmt.Errorf("unknown request %q", req.Cmd))
+		return
+	}
+	w.send(Reply{Done: true})
+}
+
+var errClientGone = errors.New("client went away")
+
+// stream sends the last n records (all when n <= 0), oldest first. The
+// store reads in short transactions and calls back outside them, so a slow
+// client cannot hold a bbolt read transaction open (PITFALLS.md).
+func (s *Server) stream(w *replyWriter, n int) error {
+	send := func(r store.Record) error {
+		rec := FromStore(r)
+		if !w.send(Reply{Record: &rec}) {
+			return errClientGone
+		}
+		return nil
+	}
+	var err error
+	if n > 0 {
+		err = s.inbox.Tail(n, send)
+	} else {
+		err = s.inbox.Scan(0, send)
+	}
+	if errors.Is(err, errClientGone) {
+		return nil
+	}
+	return err
+}
+
+type replyWriter struct {
+	c   net.Conn
+	enc *json.Encoder
+	err error
+}
+
+func (w *replyWriter) send(r Reply) bool {
+	if w.err != nil {
+		return false
+	}
+	_ = w.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	w.err = w.enc.Encode(r)
+	return w.err == nil
+}
+
+func (w *replyWriter) fail(err error) { w.send(Reply{Error: err.Error()}) }

@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"sync"
+	"time"
+)
+
+// State names, in the order of severity the status LED shows them
+// (DESIGN.md, "Status LED").
+const (
+	StateConfig     = "config"
+	StateStorage    = "storage"
+	StateAuth       = "auth"
+	StateBootstrap  = "bootstrap"
+	StateConnecting = "connecting"
+	StateBacklog    = "backlog"
+	StateOK         = "ok"
+)
+
+// health is the agent's observable condition. The session writes the
+// connection fields, the writer the storage fields; anyone may read a
+// snapshot. A mutex (not a goroutine) guards it because reads come from
+// control-socket connections at arbitrary times and must never block the
+// writer for long.
+type health struct {
+	mu sync.Mutex
+
+	// Written by the session.
+	connected  bool
+	subscribed bool
+	authFailed bool   // the broker refused the credentials or TLS failed
+	connErr    string // last connection error, already free of secrets
+	since      time.Time
+
+	// Written by the writer.
+	storageErr string
+	stored     uint64 // records committed by this process
+	lastSeq    uint64
+	lastMsgAt  time.Time
+}
+
+func newHealth(now time.Time) *health { return &health{since: now} }
+
+func (h *health) setConnected(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.connected {
+		h.since = now
+	}
+	h.connected, h.subscribed, h.authFailed, h.connErr = true, true, false, ""
+}
+
+// setDisconnected records a lost or failed connection and why. auth marks a
+// refusal that retrying with the same credentials will not cure.
+func (h *health) setDisconnected(now time.Time, cause string, auth bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.connected {
+		h.since = now
+	}
+	h.connected, h.subscribed = false, false
+	h.authFailed = auth
+	h.connErr = cause
+}
+
+func (h *health) setStorage(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		h.storageErr = ""
+		return
+	}
+	h.storageErr = err.Error()
+}
+
+func (h *health) noteStored(n int, lastSeq uint64, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stored += uint64(n)
+	h.lastSeq = lastSeq
+	h.lastMsgAt = at
+}
+
+// healthSnapshot is a copy of health taken under its lock.
+type healthSnapshot struct {
+	Connected, Subscribed, AuthFailed bool
+	ConnErr, StorageErr               string
+	Since, LastMsgAt                  time.Time
+	Stored, LastSeq                   uint64
+}
+
+func (h *health) snapshot() healthSnapshot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return healthSnapshot{
+		Connected: h.connected, Subscribed: h.subscribed, AuthFailed: h.authFailed,
+		ConnErr: h.connErr, StorageErr: h.storageErr,
+		Since: h.since, LastMsgAt: h.lastMsgAt,
+		Stored: h.stored, LastSeq: h.lastSeq,
+	}
+}
+
+// state is the status LED's state for a snapshot and the store's backlog:
+// the most severe condition that holds wins.
+func (s healthSnapshot) state(pending int) string {
+	switch {
+	case s.StorageErr != "":
+		return StateStorage
+	case s.AuthFailed:
+		return StateAuth
+	case !s.Connected:
+		return StateConnecting
+	case pending > 0:
+		return StateBacklog
+	}
+	return StateOK
+}
+
+// lastError is the most relevant error to show an operator.
+func (s healthSnapshot) lastError() string {
+	if s.StorageErr != "" {
+		return s.StorageErr
+	}
+	return s.ConnErr
+}

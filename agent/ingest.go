@@ -1,0 +1,152 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent/control"
+	"github.com/edge-agent/edge-agent/store"
+)
+
+// Inbox is what the writer needs of the store: one durable group commit.
+type Inbox interface {
+	Append(msgs []store.Message) ([]uint64, error)
+}
+
+// inbound is a received message waiting for the writer, with the function
+// that sends its PUBACK.
+type inbound struct {
+	msg store.Message
+	ack func()
+}
+
+// Writer bounds. maxBatch caps one commit (and so the memory a backlog drain
+// holds at once); queueLen bounds what the MQTT handler may hand over before
+// it has to wait. mosquitto's in-flight window is 20 by default, but on
+// reconnect it pushes the whole offline queue at once, so the queue, not the
+// broker, is what bounds memory.
+const (
+	maxBatch = 1000
+	queueLen = 1000
+)
+
+// writer owns the write path: it takes whatever the handler has queued,
+// commits it in one transaction, then acknowledges those messages in
+// receive order (MQTT 3.1.1 §4.6; paho does not enforce it, PITFALLS.md).
+type writer struct {
+	in     chan inbound
+	inbox  Inbox
+	health *health
+	log    *slog.Logger
+	now    func() time.Time
+
+	// retry paces commit attempts after a failure (disk full, store at its
+	// bound); while it fails nothing is acknowledged, so the broker keeps
+	// the messages.
+	retryMin, retryMax time.Duration
+}
+
+func newWriter(inbox Inbox, h *health, log *slog.Logger) *writer {
+	return &writer{
+		in:       make(chan inbound, queueLen),
+		inbox:    inbox,
+		health:   h,
+		log:      log,
+		now:      time.Now,
+		retryMin: 250 * time.Millisecond,
+		retryMax: 5 * time.Second,
+	}
+}
+
+// enqueue hands a message to the writer. It blocks while the queue is full
+// (back-pressure on the broker through paho) and gives up when stop closes:
+// an unacknowledged message is redelivered by the broker, so dropping it
+// here loses nothing.
+func (w *writer) enqueue(stop <-chan struct{}, in inbound) bool {
+	select {
+	case w.in <- in:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// run commits batches until ctx is done. A batch already taken is always
+// finished (committed and acknowledged) or, if the store keeps failing when
+// ctx ends, abandoned unacknowledged; never acknowledged without a commit.
+func (w *writer) run(ctx context.Context) {
+	batch := make([]inbound, 0, maxBatch)
+	msgs := make([]store.Message, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case first := <-w.in:
+			batch = append(batch, first)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case next := <-w.in:
+				batch = append(batch, next)
+			default:
+				break drain
+			}
+		}
+		msgs = msgs[:0]
+		for _, in := range batch {
+			msgs = append(msgs, in.msg)
+		}
+		seqs, ok := w.commit(ctx, msgs)
+		if !ok {
+			return
+		}
+		// Acknowledge only now, in receive order: every one of these is on disk.
+		for i, in := range batch {
+			in.ack()
+			w.logStored(seqs[i], in.msg)
+		}
+		last := batch[len(batch)-1].msg.ReceivedAt
+		w.health.noteStored(len(batch), seqs[len(seqs)-1], last)
+	}
+}
+
+// commit appends msgs, retrying with backoff while the store refuses. It
+// reports false only when ctx ended before a commit succeeded.
+func (w *writer) commit(ctx context.Context, msgs []store.Message) ([]uint64, bool) {
+	delay := w.retryMin
+	failing := false
+	for {
+		seqs, err := w.inbox.Append(msgs)
+		if err == nil {
+			if failing {
+				w.log.Info("store writable again; acknowledging resumes", "messages", len(msgs))
+				w.health.setStorage(nil)
+			}
+			return seqs, true
+		}
+		if !failing {
+			w.log.Error("store cannot write; not acknowledging until it can (the broker keeps the messages)",
+				"err", err, "messages", len(msgs))
+			failing = true
+		}
+		w.health.setStorage(fmt.Errorf("store: %w", err))
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, w.retryMax)
+	}
+}
+
+func (w *writer) logStored(seq uint64, m store.Message) {
+	if !w.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	w.log.Info("notification stored", "seq", seq, "topic", m.Topic, "size", len(m.Payload),
+		"dup", m.Dup, "prefix", control.PayloadPrefix(m.Payload, 40))
+}

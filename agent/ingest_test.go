@@ -1,0 +1,207 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edge-agent/edge-agent/store"
+)
+
+// recordingInbox wraps a real store: it records each commit's size and the
+// acks seen before each commit returned, and can fail the first commits.
+type recordingInbox struct {
+	db *store.DB
+
+	mu        sync.Mutex
+	failFirst int
+	attempts  int
+	commits   []int
+	ackedAt   []int // number of acks seen when each commit started
+	acks      *[]int
+}
+
+func (r *recordingInbox) Append(msgs []store.Message) ([]uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts++
+	r.ackedAt = append(r.ackedAt, len(*r.acks))
+	if r.attempts <= r.failFirst {
+		return nil, fmt.Errorf("write: %w", syscall.ENOSPC)
+	}
+	seqs, err := r.db.Append(msgs)
+	if err == nil {
+		r.commits = append(r.commits, len(msgs))
+	}
+	return seqs, err
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openTestStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestWriterAcksInReceiveOrderAfterCommit: every ack comes after the commit
+// that holds its message, and acks leave in the order messages arrived.
+func TestWriterAcksInReceiveOrderAfterCommit(t *testing.T) {
+	db := openTestStore(t)
+	var (
+		mu   sync.Mutex
+		acks []int
+	)
+	inbox := &recordingInbox{db: db, acks: &acks}
+	w := newWriter(inbox, newHealth(time.Now()), quietLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.run(ctx) }()
+
+	const n = 5000
+	stop := make(chan struct{})
+	for i := 0; i < n; i++ {
+		i := i
+		w.enqueue(stop, inbound{
+			msg: store.Message{ReceivedAt: time.Now(), Topic: "t", Payload: []byte(fmt.Sprint(i))},
+			ack: func() {
+				inbox.mu.Lock() // acks happen outside Append: this must not deadlock
+				inbox.mu.Unlock()
+				mu.Lock()
+				acks = append(acks, i)
+				mu.Unlock()
+			},
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := len(acks)
+		mu.Unlock()
+		if got == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acks) != n {
+		t.Fatalf("%d acks, want %d", len(acks), n)
+	}
+	for i, a := range acks {
+		if a != i {
+			t.Fatalf("ack %d is for message %d: acks out of receive order", i, a)
+		}
+	}
+	// Before commit k started, exactly the messages of commits 0..k-1 were acked.
+	committed := 0
+	for k, c := range inbox.commits {
+		if inbox.ackedAt[k] != committed {
+			t.Fatalf("commit %d started with %d acks sent, want %d (acks only after their commit)", k, inbox.ackedAt[k], committed)
+		}
+		committed += c
+	}
+	if len(inbox.commits) >= n {
+		t.Fatalf("%d commits for %d messages: no group commit", len(inbox.commits), n)
+	}
+	t.Logf("%d messages in %d commits", n, len(inbox.commits))
+	st, _ := db.Stats()
+	if st.Total != n {
+		t.Fatalf("store has %d records, want %d", st.Total, n)
+	}
+}
+
+// TestWriterHoldsAcksWhileStoreFails: while commits fail (disk full) nothing
+// is acknowledged and the state is storage; once the store takes the batch
+// it is acknowledged and the state clears.
+func TestWriterHoldsAcksWhileStoreFails(t *testing.T) {
+	db := openTestStore(t)
+	var acks []int
+	var mu sync.Mutex
+	inbox := &recordingInbox{db: db, acks: &acks, failFirst: 3}
+	h := newHealth(time.Now())
+	w := newWriter(inbox, h, quietLogger())
+	w.retryMin, w.retryMax = 20*time.Millisecond, 40*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.run(ctx)
+
+	w.enqueue(nil, inbound{msg: store.Message{Topic: "t", Payload: []byte("x")}, ack: func() {
+		mu.Lock()
+		acks = append(acks, 1)
+		mu.Unlock()
+	}})
+	time.Sleep(30 * time.Millisecond)
+	snap := h.snapshot()
+	mu.Lock()
+	early := len(acks)
+	mu.Unlock()
+	if early != 0 {
+		t.Fatal("acknowledged while the store was failing")
+	}
+	if got := snap.state(0); got != StateStorage {
+		t.Fatalf("state %q while the store fails, want %q", got, StateStorage)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(acks)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(acks) != 1 {
+		t.Fatal("not acknowledged after the store recovered")
+	}
+	if got := h.snapshot().state(0); got == StateStorage {
+		t.Fatalf("state still %q after recovery", got)
+	}
+	if inbox.attempts != 4 {
+		t.Fatalf("%d attempts, want 4 (3 failures, 1 success)", inbox.attempts)
+	}
+}
+
+func TestBackoffJitteredAndCapped(t *testing.T) {
+	b := newBackoff(time.Second, 60*time.Second, func() float64 { return 0.999 })
+	var last time.Duration
+	for i := 0; i < 20; i++ {
+		last = b.next()
+	}
+	if last > 60*time.Second || last < 30*time.Second {
+		t.Fatalf("capped wait %v, want within [30s, 60s)", last)
+	}
+	lo := newBackoff(time.Second, 60*time.Second, func() float64 { return 0 })
+	if d := lo.next(); d != 500*time.Millisecond {
+		t.Fatalf("first wait with rand=0: %v, want 500ms", d)
+	}
+	// A fleet of gateways with independent randomness spreads out.
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 50; i++ {
+		g := newBackoff(time.Second, 60*time.Second, nil)
+		for j := 0; j < 6; j++ {
+			g.next()
+		}
+		seen[g.next().Round(100*time.Millisecond)] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("50 gateways' 7th retry fell on only %d distinct 100ms slots: not jittered", len(seen))
+	}
+	b.reset()
+	if d := b.next(); d >= time.Second {
+		t.Fatalf("after reset: %v, want < 1s", d)
+	}
+}
