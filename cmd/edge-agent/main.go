@@ -1,0 +1,137 @@
+// Command edge-agent is the gateway daemon and its command-line tools.
+//
+// It is thin on purpose: it parses flags, loads the configuration, wires the
+// parts and maps errors to exit codes. The logic lives in agent, store and
+// hw. See README.md and DESIGN.md for the verbs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/edge-agent/edge-agent/agent"
+	"github.com/edge-agent/edge-agent/agent/config"
+)
+
+// Stamped by the Makefile (-ldflags -X).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const defaultConfig = "/etc/edge-agent/config.toml"
+
+// Exit codes: 0 fine, 1 failure (including an invalid configuration), 2 usage.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: edge-agent <verb> [flags]
+
+  run     [-config PATH]                     the daemon
+  status  [-config PATH] [-json]             ask the running daemon
+  inbox   list|show SEQ|export [-json] [-n N] [-config PATH]
+  config  check [-config PATH]               validate, print what is wrong
+  version
+
+The default config is ` + defaultConfig + `.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	verb, rest := args[0], args[1:]
+	switch verb {
+	case "run":
+		return cmdRun(rest, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
+	case "inbox":
+		return cmdInbox(rest, stdout, stderr)
+	case "config":
+		return cmdConfig(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "edge-agent %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "edge-agent: unknown verb %q\n\n%s", verb, usage)
+	return exitUsage
+}
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("edge-agent "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := newFlags("run", stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "edge-agent: refusing to start, the configuration is invalid:\n%v\n", err)
+		return exitFailure
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = agent.Run(ctx, cfg, agent.Options{Version: version, Logger: log})
+	if err != nil {
+		log.Error("edge-agent stopped", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprint(stderr, "usage: edge-agent config check [-config PATH]\n")
+		return exitUsage
+	}
+	fs := newFlags("config check", stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if fs.Parse(args[1:]) != nil {
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		var probs *config.Errors
+		if errors.As(err, &probs) {
+			fmt.Fprintln(stdout, err)
+		} else {
+			fmt.Fprintf(stdout, "%s: %v\n", *path, err)
+		}
+		return exitFailure
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
