@@ -23,7 +23,6 @@ func describeConnErr(err error) (cause string, auth bool) {
 		unknownCA x509.UnknownAuthorityError
 		hostErr   x509.HostnameError
 		invalid   x509.CertificateInvalidError
-		alert     tls.AlertError
 		recHdr    tls.RecordHeaderError
 		verifyErr *tls.CertificateVerificationError
 		subRef    *subscribeRefusedError
@@ -53,8 +52,10 @@ func describeConnErr(err error) (cause string, auth bool) {
 		return "TLS: the broker's certificate is invalid (" + tlsDetail(err) + ")", true
 	case errors.As(err, &verifyErr):
 		return "TLS: certificate verification failed (" + tlsDetail(err) + ")", true
-	case errors.As(err, &alert):
-		return describeAlert(alert, err), true
+	// A TLS alert from the broker arrives as the unexported tls.alert in a
+	// *net.OpError ("remote error: tls: …"), so only its text tells.
+	case strings.Contains(err.Error(), "remote error: tls:"):
+		return describeAlert(err.Error()), true
 	case errors.As(err, &recHdr):
 		return "TLS: the broker did not answer with TLS (is this a plaintext port?)", true
 	}
@@ -69,8 +70,7 @@ func describeConnErr(err error) (cause string, auth bool) {
 }
 
 // describeAlert names what a TLS alert from the broker most likely means.
-func describeAlert(a tls.AlertError, err error) string {
-	msg := err.Error()
+func describeAlert(msg string) string {
 	switch {
 	case strings.Contains(msg, "protocol version"):
 		return "TLS: the broker does not offer TLS 1.2 or newer (" + msg + ")"

@@ -291,3 +291,25 @@ func TestStatusTopicOnlineOfflineAndWill(t *testing.T) {
 	}
 	t.Fatal("no offline will after SIGKILL")
 }
+
+// TestMutualTLS: with a client certificate the agent connects to a broker
+// that requires one; without it, it is refused and says so.
+func TestMutualTLS(t *testing.T) {
+	r := newRig(t, agenttest.MosquittoOptions{RequireCertificate: true})
+	r.writeConfig(map[string]string{
+		"cert_file": fmt.Sprintf("%q", r.pki.ClientCert),
+		"key_file":  fmt.Sprintf("%q", r.pki.ClientKey),
+	})
+	p := r.startAgent()
+	r.waitConnected()
+	if err, _ := p.stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	r.writeConfig(nil)
+	r.startAgent()
+	st := r.waitStatus(10*time.Second, func(s agent.Status) bool { return s.LastError != "" })
+	if st.Connected || st.State != agent.StateAuth || !strings.Contains(st.LastError, "client certificate") {
+		t.Fatalf("without a client certificate: connected=%v state=%q last_error=%q", st.Connected, st.State, st.LastError)
+	}
+}
