@@ -179,29 +179,7 @@ func (db *DB) MarkHandled(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	err := db.update(func(t *txn) error {
-		c, err := t.inboxCounters()
-		if err != nil {
-			return err
-		}
-		changed := false
-		for _, s := range seqs {
-			k := seqKey(s)
-			if !t.isPending(k) {
-				continue
-			}
-			if err := t.pending.Delete(k); err != nil {
-				return err
-			}
-			c.pending--
-			changed = true
-		}
-		if !changed {
-			return nil
-		}
-		return t.putInboxCounters(c)
-	})
-	if err != nil {
+	if err := db.update(func(t *txn) error { return t.markHandled(seqs) }); err != nil {
 		return fmt.Errorf("mark handled: %w", err)
 	}
 	return nil

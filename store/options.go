@@ -13,6 +13,9 @@ const (
 	// in one piece (PITFALLS: bbolt, boltdb #442 failed at 1 GiB on a Pi 2).
 	DefaultMaxSize     = 256 << 20
 	DefaultLockTimeout = time.Second
+	// DefaultMaxCommands: a broker redelivers within a session, and a cloud
+	// that repeats an id ten thousand commands later is not retrying.
+	DefaultMaxCommands = 10_000
 )
 
 // Options tune Open. A nil *Options, and every zero (or negative) field,
@@ -36,6 +39,11 @@ type Options struct {
 	// PITFALLS: bbolt).
 	LockTimeout time.Duration
 
+	// MaxCommands is how many executed command ids are remembered for
+	// at-most-once execution; older ones are forgotten oldest first. If
+	// zero, 10000.
+	MaxCommands int
+
 	// SkipCheck skips the integrity check at Open. For benchmarks only: a
 	// corrupt file then surfaces later, possibly as a crash inside bbolt.
 	SkipCheck bool
@@ -55,6 +63,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.MaxSize <= 0 {
 		r.MaxSize = DefaultMaxSize
+	}
+	if r.MaxCommands <= 0 {
+		r.MaxCommands = DefaultMaxCommands
 	}
 	if r.LockTimeout <= 0 {
 		r.LockTimeout = DefaultLockTimeout

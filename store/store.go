@@ -33,7 +33,12 @@ var (
 	bucketPending = []byte("pending") // seq -> empty: records not yet handled
 	bucketMeta    = []byte("meta")    // counters and small values (keys below)
 
-	schema = [][]byte{bucketInbox, bucketPending, bucketMeta}
+	bucketCommands = []byte("commands") // command id -> encodeCommand: executed (or started) commands
+	bucketCmdOrder = []byte("cmdorder") // counter -> command id, oldest first: for pruning commands
+	bucketRelays   = []byte("relays")   // relay name -> encodeRelay
+	bucketOutbox   = []byte("outbox")   // id (8-byte big-endian) -> encodeOutMsg: replies not yet acknowledged
+
+	schema = [][]byte{bucketInbox, bucketPending, bucketMeta, bucketCommands, bucketCmdOrder, bucketRelays, bucketOutbox}
 )
 
 // Keys in the meta bucket. Counters are 8-byte big-endian.
@@ -44,6 +49,10 @@ var (
 	keyInboxPending = []byte("inbox.pending") // records in pending
 	keyInboxBytes   = []byte("inbox.bytes")   // topic+payload bytes in inbox
 	keyClientSuffix = []byte("client.suffix") // see ClientSuffix
+	keyCmdOrder     = []byte("cmd.order")     // last cmdorder key assigned
+	keyCmdCount     = []byte("cmd.count")     // entries in commands
+	keyOutboxSeq    = []byte("outbox.seq")    // last outbox id assigned
+	keyOutboxCount  = []byte("outbox.count")  // entries in outbox
 )
 
 // schemaVersion is the layout this code reads and writes. A file with a
@@ -192,18 +201,26 @@ func (db *DB) Close() error {
 // goes through view and update, so every feature's buckets are opened, and
 // checked, in one place.
 type txn struct {
-	tx      *bolt.Tx
-	inbox   *bolt.Bucket
-	pending *bolt.Bucket
-	meta    *bolt.Bucket
+	tx       *bolt.Tx
+	inbox    *bolt.Bucket
+	pending  *bolt.Bucket
+	meta     *bolt.Bucket
+	commands *bolt.Bucket
+	cmdOrder *bolt.Bucket
+	relays   *bolt.Bucket
+	outbox   *bolt.Bucket
 }
 
 func newTxn(tx *bolt.Tx) (*txn, error) {
 	t := &txn{
-		tx:      tx,
-		inbox:   tx.Bucket(bucketInbox),
-		pending: tx.Bucket(bucketPending),
-		meta:    tx.Bucket(bucketMeta),
+		tx:       tx,
+		inbox:    tx.Bucket(bucketInbox),
+		pending:  tx.Bucket(bucketPending),
+		meta:     tx.Bucket(bucketMeta),
+		commands: tx.Bucket(bucketCommands),
+		cmdOrder: tx.Bucket(bucketCmdOrder),
+		relays:   tx.Bucket(bucketRelays),
+		outbox:   tx.Bucket(bucketOutbox),
 	}
 	for _, name := range schema {
 		if tx.Bucket(name) == nil {

@@ -38,13 +38,13 @@ func TestOpenCreatesDirAndFile(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	want := Options{RetainRecords: 100_000, RetainBytes: 64 << 20, MaxSize: 256 << 20, LockTimeout: time.Second}
+	want := Options{RetainRecords: 100_000, RetainBytes: 64 << 20, MaxSize: 256 << 20, LockTimeout: time.Second, MaxCommands: 10_000}
 	for _, o := range []*Options{nil, {}, {RetainRecords: -1, RetainBytes: -1, MaxSize: -1, LockTimeout: -1}} {
 		if got := o.withDefaults(); got != want {
 			t.Errorf("(%+v).withDefaults() = %+v, want %+v", o, got, want)
 		}
 	}
-	set := Options{RetainRecords: 5, RetainBytes: 6, MaxSize: 7, LockTimeout: 8, SkipCheck: true}
+	set := Options{RetainRecords: 5, RetainBytes: 6, MaxSize: 7, LockTimeout: 8, MaxCommands: 9, SkipCheck: true}
 	if got := set.withDefaults(); got != set {
 		t.Errorf("withDefaults changed set options: %+v", got)
 	}
