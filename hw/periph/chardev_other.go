@@ -1,0 +1,19 @@
+//go:build !linux
+
+package periph
+
+import "errors"
+
+// haveChardev is false: the GPIO character device is Linux's. (gpioioctl
+// registers a dummy chip elsewhere; New does not hand it out.)
+const haveChardev = false
+
+type lineFD struct{}
+
+func requestOutput(path string, offset int, high bool) (*lineFD, error) {
+	return nil, errors.New("the GPIO character device exists only on Linux")
+}
+
+func (l *lineFD) set(high bool) error {
+	return errors.New("the GPIO character device exists only on Linux")
+}
