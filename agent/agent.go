@@ -11,6 +11,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/control"
+	"github.com/edge-agent/edge-agent/hw/led"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -18,6 +19,9 @@ import (
 type Options struct {
 	Version string
 	Logger  *slog.Logger
+	// Failpoint, when set, runs after a relay command moved its relay and
+	// before its reply is recorded; the fault tests kill the process there.
+	Failpoint func()
 }
 
 // Backoff bounds for reconnecting: the first retry comes within a second,
@@ -31,10 +35,12 @@ const (
 	shutdownTimeout = 8 * time.Second
 )
 
-// Run is the daemon: it opens the store, serves the control socket, holds
-// the MQTT session and stores every notification before acknowledging it,
-// until ctx ends. On the way out it finishes the commit in flight,
-// acknowledges what that commit stored, and disconnects cleanly.
+// Run is the daemon: it opens the store, brings the relays up in their
+// power_on state and the LEDs, serves the control socket, holds the MQTT
+// session, stores every notification before acknowledging it and executes
+// the commands among them, until ctx ends. On the way out it finishes the
+// commit and the command in flight, acknowledges what that commit stored,
+// and disconnects cleanly. Relays keep their state; LEDs go dark.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -58,13 +64,32 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	log.Info("store open", "path", db.Path(), "records", st.Total, "pending", st.Pending, "last_seq", st.LastSeq,
 		"took", time.Since(started).Round(time.Millisecond))
 
+	// Hardware before the network: relays reach their power_on state
+	// whether or not a broker is ever reached.
+	backend, err := openBackend(cfg, log.With("part", "hw"))
+	if err != nil {
+		return err
+	}
+	bank, err := openRelays(cfg, backend, db, time.Now(), log.With("part", "relay"))
+	if err != nil {
+		return err
+	}
+	leds, err := openLEDs(cfg, backend)
+	if err != nil {
+		return err
+	}
+	panel := led.NewPanel(leds, led.RealClock())
+	defer panel.Close()
+
 	sc, err := sessionConfigFrom(cfg, db)
 	if err != nil {
 		return err
 	}
 
 	h := newHealth(time.Now())
+	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: db, bank: bank, leds: panel}
 	w := newWriter(db, h, log.With("part", "writer"))
+	w.notifyTopic, w.flash = sc.NotifyTopic, panel.Flash
 	stopHandler := make(chan struct{})
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		// Only enqueue: a handler that blocks on I/O stalls paho's network
@@ -75,34 +100,51 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		})
 	}
 	sess := newSession(sc, h, log.With("part", "mqtt"), handler, newBackoff(reconnectMin, reconnectMax, nil))
+	sess.outbox = db
+	disp := &dispatcher{
+		db: db, bank: bank, leds: panel, log: log.With("part", "command"),
+		notifyTopic: sc.NotifyTopic, replyTopic: cfg.MQTT.ReplyTopic,
+		status: src.build, now: time.Now,
+		wake: make(chan struct{}, 1), local: make(chan localRelayReq),
+		outboxUp: sess.wakeOutbox, failpoint: opts.Failpoint,
+	}
+	w.onPending = disp.poke
 
-	status := func() any { return buildStatus(cfg, opts.Version, sc, h, db) }
-	ctl, err := control.Listen(cfg.DataDir, db, status, log)
+	ctl, err := control.Listen(cfg.DataDir, db, func() any { return src.build() },
+		&controlActions{disp: disp, panel: panel}, log)
 	if err != nil {
 		return err
 	}
 	defer ctl.Close()
 
+	bg, stopBG := context.WithCancel(context.Background())
 	writerCtx, stopWriter := context.WithCancel(context.Background())
+	dispCtx, stopDisp := context.WithCancel(context.Background())
 	sessCtx, stopSession := context.WithCancel(context.Background())
-	writerDone, sessDone := make(chan struct{}), make(chan struct{})
+	writerDone, dispDone, sessDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() { defer close(writerDone); w.run(writerCtx) }()
+	go func() { defer close(dispDone); disp.run(dispCtx) }()
 	go func() { defer close(sessDone); sess.run(sessCtx) }()
+	go showState(bg, src, panel)
 	log.Info("edge-agent running", "version", opts.Version, "device_id", cfg.DeviceID, "socket", ctl.Path())
 
 	<-ctx.Done()
 	log.Info("stopping")
 	// Order matters: the writer finishes its commit in flight and sends
-	// those acks while the connection is still up; only then does the
-	// session say offline and disconnect. Anything still queued was never
-	// acknowledged, so the broker redelivers it.
+	// those acks while the connection is still up; the dispatcher finishes
+	// its command; only then does the session say offline and disconnect.
+	// Anything still queued was never acknowledged, so the broker
+	// redelivers it.
 	deadline := time.After(shutdownTimeout)
 	stopWriter()
 	close(stopHandler)
-	select {
-	case <-writerDone:
-	case <-deadline:
-		log.Warn("the writer did not finish in time; exiting without its acknowledgements")
+	stopDisp()
+	for _, done := range []chan struct{}{writerDone, dispDone} {
+		select {
+		case <-done:
+		case <-deadline:
+			log.Warn("shutdown: a part did not finish in time; exiting anyway")
+		}
 	}
 	stopSession()
 	select {
@@ -110,10 +152,52 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	case <-deadline:
 		log.Warn("disconnect did not finish in time; exiting anyway")
 	}
+	stopBG()
 	ctl.Close()
+	panel.Close()
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// showState keeps the status LED on the agent's state.
+func showState(ctx context.Context, src *statusSource, p *led.Panel) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		state, _, _, _ := src.state()
+		p.SetState(state)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// controlActions carries out the control socket's requests.
+type controlActions struct {
+	disp  *dispatcher
+	panel *led.Panel
+}
+
+func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) error {
+	req := localRelayReq{name: name, on: on, dur: dur, reply: make(chan error, 1)}
+	select {
+	case a.disp.local <- req:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("the agent is busy; try again")
+	}
+	return <-req.reply
+}
+
+func (a *controlActions) Identify(d time.Duration) { a.panel.Identify(d) }
+
+// ledTestEach is how long `edge-agent led test` shows each pattern.
+const ledTestEach = 3 * time.Second
+
+func (a *controlActions) LEDTest(announce func(state string)) error {
+	return a.panel.Play(ledTestEach, announce)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -58,6 +59,9 @@ func describeConnErr(err error) (cause string, auth bool) {
 		return describeAlert(err.Error()), true
 	case errors.As(err, &recHdr):
 		return "TLS: the broker did not answer with TLS (is this a plaintext port?)", true
+	}
+	if errors.Is(err, io.EOF) {
+		return "the broker closed the connection", false
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) || strings.Contains(err.Error(), "connect") {

@@ -42,6 +42,14 @@ type writer struct {
 	log    *slog.Logger
 	now    func() time.Time
 
+	// notifyTopic: only a message on it can be a command, so only those
+	// are stored pending for the dispatcher.
+	notifyTopic string
+	// onPending is called after a commit that stored pending records.
+	onPending func()
+	// flash shows each stored message on the activity LED.
+	flash func()
+
 	// retry paces commit attempts after a failure (disk full, store at its
 	// bound); while it fails nothing is acknowledged, so the broker keeps
 	// the messages.
@@ -97,8 +105,12 @@ func (w *writer) run(ctx context.Context) {
 			}
 		}
 		msgs = msgs[:0]
+		pending := false
 		for _, in := range batch {
-			msgs = append(msgs, in.msg)
+			m := in.msg
+			m.Pending = m.Topic == w.notifyTopic && looksLikeCommand(m.Payload)
+			pending = pending || m.Pending
+			msgs = append(msgs, m)
 		}
 		seqs, ok := w.commit(ctx, msgs)
 		if !ok {
@@ -108,6 +120,12 @@ func (w *writer) run(ctx context.Context) {
 		for i, in := range batch {
 			in.ack()
 			w.logStored(seqs[i], in.msg)
+			if w.flash != nil {
+				w.flash()
+			}
+		}
+		if pending && w.onPending != nil {
+			w.onPending()
 		}
 		last := batch[len(batch)-1].msg.ReceivedAt
 		w.health.noteStored(len(batch), seqs[len(seqs)-1], last)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edge-agent/edge-agent/store"
 )
 
 // sessionConfig is what the session needs, already resolved from the
@@ -44,11 +46,28 @@ type session struct {
 	now     func() time.Time
 
 	lost chan error // connection-lost notifications from paho
+
+	outbox     outboxStore   // replies to publish; nil = none
+	outboxWake chan struct{} // the dispatcher queued a reply
+}
+
+// outboxStore is what the session needs of the store to publish replies.
+type outboxStore interface {
+	Outbox(after uint64, max int) ([]store.OutMsg, error)
+	DeleteOutbox(ids ...uint64) error
+}
+
+// wakeOutbox tells the session there are replies to publish.
+func (s *session) wakeOutbox() {
+	select {
+	case s.outboxWake <- struct{}{}:
+	default:
+	}
 }
 
 func newSession(cfg sessionConfig, h *health, log *slog.Logger, handler mqtt.MessageHandler, bo *backoff) *session {
 	return &session{cfg: cfg, health: h, log: log, handler: handler, backoff: bo, now: time.Now,
-		lost: make(chan error, 1)}
+		lost: make(chan error, 1), outboxWake: make(chan struct{}, 1)}
 }
 
 func (s *session) options() *mqtt.ClientOptions {
@@ -109,11 +128,18 @@ func (s *session) run(ctx context.Context) {
 			s.backoff.reset()
 			s.health.setConnected(s.now())
 			s.log.Info("connected and subscribed", "broker", s.cfg.BrokerURL, "topic", s.cfg.NotifyTopic)
+			pubCtx, stopPub := context.WithCancel(ctx)
+			pubDone := make(chan struct{})
+			go func() { defer close(pubDone); s.publishOutbox(pubCtx, client) }()
 			select {
 			case <-ctx.Done():
+			case err = <-s.lost:
+			}
+			stopPub()
+			<-pubDone
+			if ctx.Err() != nil {
 				s.shutdown(client)
 				return
-			case err = <-s.lost:
 			}
 		} else if ctx.Err() != nil {
 			if client.IsConnected() {
@@ -200,5 +226,58 @@ func newDialer(keepalive time.Duration) *net.Dialer {
 		Timeout:   connectTimeout,
 		KeepAlive: keepalive,
 		Control:   userTimeoutControl(keepalive + 10*time.Second),
+	}
+}
+
+// outboxBatch is how many replies are in flight at once.
+const outboxBatch = 32
+
+// publishOutbox publishes queued replies at QoS 1, oldest first, and deletes
+// each only after the broker's PUBACK, until ctx ends (the connection went
+// away or the agent stops). What is not acknowledged stays for the next
+// connection.
+func (s *session) publishOutbox(ctx context.Context, client mqtt.Client) {
+	if s.outbox == nil {
+		return
+	}
+	for ctx.Err() == nil {
+		msgs, err := s.outbox.Outbox(0, outboxBatch)
+		if err != nil {
+			s.log.Error("read outbox", "err", err)
+			msgs = nil
+		}
+		if len(msgs) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.outboxWake:
+			case <-time.After(5 * time.Second): // a missed wake-up, or a read error
+			}
+			continue
+		}
+		toks := make([]mqtt.Token, len(msgs))
+		for i, m := range msgs {
+			toks[i] = client.Publish(m.Topic, 1, false, m.Payload)
+		}
+		var acked []uint64
+		for i, tok := range toks {
+			if err := waitToken(ctx, tok, opTimeout); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("reply not acknowledged; will retry", "topic", msgs[i].Topic, "err", err)
+				}
+				break
+			}
+			acked = append(acked, msgs[i].ID)
+		}
+		if err := s.outbox.DeleteOutbox(acked...); err != nil {
+			s.log.Error("delete acknowledged replies", "err", err)
+		}
+		if len(acked) < len(msgs) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -44,43 +45,86 @@ type OutboxStatus struct {
 
 // RelayStatus is one relay's state.
 type RelayStatus struct {
-	On    bool      `json:"on"`
-	Since time.Time `json:"since"`
+	On    bool       `json:"on"`
+	Since time.Time  `json:"since"`
+	Until *time.Time `json:"until,omitempty"` // when it switches off by itself
 }
 
 // statsReader is what the status needs of the store.
 type statsReader interface {
 	Stats() (store.Stats, error)
+	OutboxLen() (int, error)
+}
+
+// ledReporter tells which pattern each LED shows.
+type ledReporter interface {
+	Patterns() map[string]string
 }
 
 var processStart = time.Now()
 
-func buildStatus(cfg *config.Config, version string, sc sessionConfig, h *health, db statsReader) Status {
-	snap := h.snapshot()
-	s := Status{
-		Version:          version,
-		DeviceID:         cfg.DeviceID,
-		Connected:        snap.Connected,
-		Broker:           sc.BrokerURL,
-		ClientID:         sc.ClientID,
-		Since:            snap.Since.UTC(),
-		Relays:           map[string]RelayStatus{},
-		LEDs:             map[string]string{},
-		StoredSinceStart: snap.Stored,
-		Uptime:           time.Since(processStart).Round(time.Second).String(),
-	}
-	if !snap.LastMsgAt.IsZero() {
-		t := snap.LastMsgAt.UTC()
-		s.LastMessageAt = &t
-	}
-	st, err := db.Stats()
+// statusSource gathers the status document from the parts that own each
+// piece; it owns nothing itself.
+type statusSource struct {
+	cfg     *config.Config
+	version string
+	sc      sessionConfig
+	health  *health
+	db      statsReader
+	bank    *relay.Bank // nil before the relays are open
+	leds    ledReporter // nil when there are none
+}
+
+// state is the status LED's state now, and the store figures it came from.
+func (s *statusSource) state() (string, store.Stats, int, healthSnapshot) {
+	snap := s.health.snapshot()
+	st, err := s.db.Stats()
 	if err != nil {
 		// The store's error outranks the connection's: it is why nothing
 		// is being acknowledged.
 		snap.StorageErr = "store: " + err.Error()
 	}
-	s.Inbox = InboxStatus{Total: st.Total, Pending: st.Pending, LastSeq: st.LastSeq, Bytes: st.Bytes}
-	s.State = snap.state(st.Pending)
-	s.LastError = snap.lastError()
-	return s
+	out, err := s.db.OutboxLen()
+	if err != nil {
+		snap.StorageErr = "store: " + err.Error()
+	}
+	return snap.state(st.Pending + out), st, out, snap
+}
+
+func (s *statusSource) build() Status {
+	state, st, out, snap := s.state()
+	doc := Status{
+		Version:          s.version,
+		DeviceID:         s.cfg.DeviceID,
+		State:            state,
+		Connected:        snap.Connected,
+		Broker:           s.sc.BrokerURL,
+		ClientID:         s.sc.ClientID,
+		Since:            snap.Since.UTC(),
+		Inbox:            InboxStatus{Total: st.Total, Pending: st.Pending, LastSeq: st.LastSeq, Bytes: st.Bytes},
+		Outbox:           OutboxStatus{Pending: out},
+		Relays:           map[string]RelayStatus{},
+		LEDs:             map[string]string{},
+		LastError:        snap.lastError(),
+		StoredSinceStart: snap.Stored,
+		Uptime:           time.Since(processStart).Round(time.Second).String(),
+	}
+	if !snap.LastMsgAt.IsZero() {
+		t := snap.LastMsgAt.UTC()
+		doc.LastMessageAt = &t
+	}
+	if s.bank != nil {
+		for name, r := range s.bank.States() {
+			rs := RelayStatus{On: r.On, Since: r.Since.UTC()}
+			if r.On && !r.Deadline.IsZero() {
+				u := r.Deadline.UTC()
+				rs.Until = &u
+			}
+			doc.Relays[name] = rs
+		}
+	}
+	if s.leds != nil {
+		doc.LEDs = s.leds.Patterns()
+	}
+	return doc
 }

@@ -27,19 +27,26 @@ const (
 	CmdInboxList   = "inbox.list"   // the last N records (default 20)
 	CmdInboxShow   = "inbox.show"   // one record by Seq
 	CmdInboxExport = "inbox.export" // all records, or the last N, oldest first
+	CmdRelaySet    = "relay.set"    // Relay, On, For
+	CmdLEDIdentify = "led.identify" // For
+	CmdLEDTest     = "led.test"     // plays every pattern; a Reply with State per pattern
 )
 
 // Request is one line from a client.
 type Request struct {
-	Cmd string `json:"cmd"`
-	Seq uint64 `json:"seq,omitempty"`
-	N   int    `json:"n,omitempty"`
+	Cmd   string `json:"cmd"`
+	Seq   uint64 `json:"seq,omitempty"`
+	N     int    `json:"n,omitempty"`
+	Relay string `json:"relay,omitempty"`
+	On    bool   `json:"on,omitempty"`
+	For   string `json:"for,omitempty"` // a Go duration
 }
 
 // Reply is one line from the server.
 type Reply struct {
 	Status json.RawMessage `json:"status,omitempty"`
 	Record *Record         `json:"record,omitempty"`
+	State  string          `json:"state,omitempty"` // led.test: the pattern now playing
 	Error  string          `json:"error,omitempty"`
 	Done   bool            `json:"done,omitempty"`
 }

@@ -25,12 +25,22 @@ type Inbox interface {
 // StatusFunc returns the status document.
 type StatusFunc func() any
 
+// Actions carries out the requests that change something.
+type Actions interface {
+	SetRelay(name string, on bool, dur time.Duration) error
+	Identify(d time.Duration)
+	// LEDTest plays every pattern, calling announce as each starts, and
+	// returns when done.
+	LEDTest(announce func(state string)) error
+}
+
 // Server answers control requests on a unix socket.
 type Server struct {
 	ln     net.Listener
 	path   string
 	inbox  Inbox
 	status StatusFunc
+	acts   Actions
 	log    *slog.Logger
 
 	wg        sync.WaitGroup
@@ -39,7 +49,7 @@ type Server struct {
 
 // Listen creates the socket in dir with mode 0660 (group-readable, never
 // world-writable), replacing a stale one left by a crash.
-func Listen(dir string, inbox Inbox, status StatusFunc, log *slog.Logger) (*Server, error) {
+func Listen(dir string, inbox Inbox, status StatusFunc, acts Actions, log *slog.Logger) (*Server, error) {
 	path := filepath.Join(dir, SocketName)
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 		c.Close()
@@ -56,7 +66,7 @@ func Listen(dir string, inbox Inbox, status StatusFunc, log *slog.Logger) (*Serv
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	s := &Server{ln: ln, path: path, inbox: inbox, status: status, log: log}
+	s := &Server{ln: ln, path: path, inbox: inbox, status: status, acts: acts, log: log}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -129,6 +139,37 @@ func (s *Server) handle(c net.Conn) {
 			n = 20
 		}
 		if err := s.stream(w, n); err != nil {
+			w.fail(err)
+			return
+		}
+	case CmdRelaySet, CmdLEDIdentify:
+		var d time.Duration
+		if req.For != "" {
+			var err error
+			if d, err = time.ParseDuration(req.For); err != nil || d <= 0 {
+				w.fail(fmt.Errorf("bad duration %q (like 30s, 5m)", req.For))
+				return
+			}
+		}
+		if s.acts == nil {
+			w.fail(errors.New("not available"))
+			return
+		}
+		if req.Cmd == CmdLEDIdentify {
+			if d == 0 {
+				d = 30 * time.Second
+			}
+			s.acts.Identify(d)
+		} else if err := s.acts.SetRelay(req.Relay, req.On, d); err != nil {
+			w.fail(err)
+			return
+		}
+	case CmdLEDTest:
+		if s.acts == nil {
+			w.fail(errors.New("not available"))
+			return
+		}
+		if err := s.acts.LEDTest(func(state string) { w.send(Reply{State: state}) }); err != nil {
 			w.fail(err)
 			return
 		}

@@ -28,7 +28,7 @@ func TestServerStreamsInboxAcrossChunks(t *testing.T) {
 	if _, err := db.Append(msgs); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Listen(dir, db, func() any { return map[string]int{"x": 1} }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := Listen(dir, db, func() any { return map[string]int{"x": 1} }, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestServerStreamsInboxAcrossChunks(t *testing.T) {
 		t.Fatal("unknown request answered without error")
 	}
 	// A second server on the same data_dir is refused while this one runs.
-	if _, err := Listen(dir, db, nil, nil); err == nil {
+	if _, err := Listen(dir, db, nil, nil, nil); err == nil {
 		t.Fatal("second Listen on a live socket succeeded")
 	}
 }

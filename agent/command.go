@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes of a reply (DESIGN.md, "Commands").
+const (
+	codeBadJSON       = "bad_json"
+	codeBadCommand    = "bad_command"
+	codeUnknownMethod = "unknown_method"
+	codeUnknownRelay  = "unknown_relay"
+	codeBadParams     = "bad_params"
+	codeExpired       = "expired"
+	codeInterlocked   = "interlocked"
+	codeHardware      = "hardware"
+)
+
+// Methods.
+const (
+	methodRelaySet    = "relay.set"
+	methodRelayToggle = "relay.toggle"
+	methodLEDIdentify = "led.identify"
+	methodStatus      = "agent.status"
+	methodPing        = "agent.ping"
+)
+
+// maxIDLen bounds a command id: ids are kept in the store to execute each
+// command at most once, so a hostile one must not be megabytes.
+const maxIDLen = 128
+
+// command is a parsed command notification.
+type command struct {
+	ID        string
+	Method    string
+	Params    json.RawMessage
+	ExpiresAt time.Time // zero = never
+}
+
+// cmdError is a command that cannot run, with the reply's error code. ID is
+// the command's id when it had a usable one, so the reply can carry it.
+type cmdError struct {
+	ID      string
+	HasID   bool
+	Code    string
+	Message string
+}
+
+func (e *cmdError) Error() string { return e.Code + ": " + e.Message }
+
+// errNotCommand marks a plain notification: stored and logged only.
+var errNotCommand = errors.New("not a command")
+
+// looksLikeCommand is the writer's cheap test: a payload that starts with
+// '{' (after white space) is a command or a malformed one (bad_json), and is
+// stored pending so the dispatcher looks at it; anything else is a plain
+// notification, handled on arrival.
+func looksLikeCommand(p []byte) bool {
+	for _, c := range p {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// parseCommand reads a command. A JSON object without "method" is a plain
+// notification (errNotCommand); a payload that starts with '{' but is not
+// valid JSON is bad_json, since it was most likely meant as a command.
+// Unknown top-level keys are refused (bad_command): a misspelt key must
+// not silently change what a relay does.
+func parseCommand(p []byte) (command, error) {
+	if !looksLikeCommand(p) {
+		return command{}, errNotCommand
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(p))
+	if err := dec.Decode(&raw); err != nil {
+		return command{}, &cmdError{Code: codeBadJSON, Message: "payload starts with '{' but is not valid JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return command{}, &cmdError{Code: codeBadJSON, Message: "payload has data after its JSON object"}
+	}
+	if _, ok := raw["method"]; !ok {
+		return command{}, errNotCommand
+	}
+	var c command
+	e := &cmdError{Code: codeBadCommand}
+	if v, ok := raw["id"]; ok && !isNull(v) {
+		if err := json.Unmarshal(v, &c.ID); err != nil {
+			e.Message = "id must be a string"
+			return c, e
+		}
+		if c.ID == "" || len(c.ID) > maxIDLen {
+			e.Message = fmt.Sprintf("id must be a non-empty string of at most %d bytes", maxIDLen)
+			return c, e
+		}
+		e.ID, e.HasID = c.ID, true
+	} else {
+		e.Message = "id is required: without one the command cannot be executed at most once"
+		return c, e
+	}
+	if err := json.Unmarshal(raw["method"], &c.Method); err != nil || c.Method == "" {
+		e.Message = "method must be a non-empty string"
+		return c, e
+	}
+	for k := range raw {
+		switch k {
+		case "id", "method", "params", "expires_at":
+		default:
+			e.Message = fmt.Sprintf("unknown key %q (known: id, method, params, expires_at)", k)
+			return c, e
+		}
+	}
+	if v, ok := raw["expires_at"]; ok && !isNull(v) {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			e.Message = "expires_at must be an RFC 3339 time string"
+			return c, e
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			e.Message = "expires_at must be an RFC 3339 time, like 2026-11-27T10:00:00Z"
+			return c, e
+		}
+		c.ExpiresAt = t
+	}
+	if v, ok := raw["params"]; ok && !isNull(v) {
+		if bytes.TrimSpace(v)[0] != '{' {
+			return c, &cmdError{ID: c.ID, HasID: true, Code: codeBadParams, Message: "params must be a JSON object"}
+		}
+		c.Params = v
+	}
+	return c, nil
+}
+
+func isNull(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
+
+// decodeParams reads params strictly into dst: unknown keys are bad_params.
+func decodeParams(c command, dst any) error {
+	if len(c.Params) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Params))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return &cmdError{ID: c.ID, HasID: true, Code: codeBadParams, Message: "params: " + err.Error()}
+	}
+	return nil
+}
+
+// duration is a Go duration string in params ("30s").
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string like \"30s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("bad duration %q (like \"30s\", \"5m\")", s)
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration %q must be positive", s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// reply is the JSON a command gets back.
+type reply struct {
+	ID     *string     `json:"id"` // null when the command had no usable id
+	OK     bool        `json:"ok"`
+	Result any         `json:"result,omitempty"`
+	Error  *replyError `json:"error,omitempty"`
+}
+
+type replyError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func okReply(id string, result any) []byte {
+	b, _ := json.Marshal(reply{ID: &id, OK: true, Result: result})
+	return b
+}
+
+func errorReply(e *cmdError) []byte {
+	r := reply{Error: &replyError{Code: e.Code, Message: e.Message}}
+	if e.HasID {
+		r.ID = &e.ID
+	}
+	b, _ := json.Marshal(r)
+	return b
+}

@@ -1,0 +1,395 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/edge-agent/edge-agent/hw/relay"
+	"github.com/edge-agent/edge-agent/store"
+)
+
+// dispatchStore is what the dispatcher needs of the store.
+type dispatchStore interface {
+	Get(seq uint64) (store.Record, error)
+	PendingSeqs(after uint64, max int) ([]uint64, error)
+	LookupCommand(id string) (store.Command, bool, error)
+	Apply(c store.Change) ([]uint64, error)
+}
+
+// indicator is what the dispatcher needs of the status LEDs.
+type indicator interface {
+	Identify(d time.Duration)
+}
+
+// localRelayReq is a relay change asked for on the control socket.
+type localRelayReq struct {
+	name  string
+	on    bool
+	dur   time.Duration
+	reply chan error
+}
+
+// dispatcher executes commands. It is the one goroutine that owns the relay
+// bank, so commands, the CLI and deadlines change relays one at a time: an
+// interlock check and the switch it allows cannot interleave with another.
+//
+// At most once: before a relay moves, one transaction records the command
+// id as started together with the relay's new state; after, a second
+// records the reply, the outbox entry and the handled mark. A crash between
+// the two leaves a started id, which a restart finishes with its recorded
+// reply and never executes again; the relay comes up from the recorded
+// state through its power_on policy.
+type dispatcher struct {
+	db          dispatchStore
+	bank        *relay.Bank
+	leds        indicator
+	log         *slog.Logger
+	notifyTopic string
+	replyTopic  string
+	status      func() Status
+	now         func() time.Time
+
+	wake     chan struct{} // the writer stored pending records
+	local    chan localRelayReq
+	outboxUp func() // tells the session there are replies to publish
+
+	// failpoint, when set, is called between a relay's move and the
+	// transaction that records the reply (the fault tests kill the process
+	// there).
+	failpoint func()
+}
+
+const identifyDefault = 30 * time.Second
+
+func (d *dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		d.drain(ctx)
+		d.expireDeadlines()
+		if ctx.Err() != nil {
+			return
+		}
+		wait := time.Hour
+		if _, at, ok := d.bank.NextDeadline(); ok {
+			wait = max(at.Sub(d.now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-timer.C:
+		case req := <-d.local:
+			req.reply <- d.setLocal(req)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// drain handles every pending record, oldest first.
+func (d *dispatcher) drain(ctx context.Context) {
+	var after uint64
+	for ctx.Err() == nil {
+		seqs, err := d.db.PendingSeqs(after, 64)
+		if err != nil {
+			d.log.Error("read pending commands", "err", err)
+			return
+		}
+		if len(seqs) == 0 {
+			return
+		}
+		for _, seq := range seqs {
+			if ctx.Err() != nil {
+				return
+			}
+			d.handle(ctx, seq)
+			after = seq
+		}
+	}
+}
+
+// apply commits a change, retrying while the store refuses (a full disk):
+// what it records has happened or must happen, so it cannot be dropped.
+func (d *dispatcher) apply(ctx context.Context, c store.Change) bool {
+	delay := 250 * time.Millisecond
+	for {
+		_, err := d.db.Apply(c)
+		if err == nil {
+			if len(c.Outbox) > 0 && d.outboxUp != nil {
+				d.outboxUp()
+			}
+			return true
+		}
+		d.log.Error("store cannot record a command's progress; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+func (d *dispatcher) outbox(payload []byte) []store.OutMsg {
+	if d.replyTopic == "" {
+		return nil
+	}
+	return []store.OutMsg{{Topic: d.replyTopic, Payload: payload}}
+}
+
+// finish records a command's final reply and queues it.
+func (d *dispatcher) finish(ctx context.Context, seq uint64, id string, payload []byte) {
+	c := store.Change{Handled: []uint64{seq}, Outbox: d.outbox(payload)}
+	if id != "" {
+		c.Command = &store.CommandChange{ID: id, Command: store.Command{Seq: seq, Done: true, Reply: payload}}
+	}
+	d.apply(ctx, c)
+}
+
+func (d *dispatcher) handle(ctx context.Context, seq uint64) {
+	rec, err := d.db.Get(seq)
+	if err != nil {
+		d.log.Error("read pending record", "seq", seq, "err", err)
+		d.apply(ctx, store.Change{Handled: []uint64{seq}})
+		return
+	}
+	// Commands are accepted only from the notify topic (DESIGN: Security).
+	if rec.Topic != d.notifyTopic {
+		d.apply(ctx, store.Change{Handled: []uint64{seq}})
+		return
+	}
+	cmd, err := parseCommand(rec.Payload)
+	if errors.Is(err, errNotCommand) {
+		d.apply(ctx, store.Change{Handled: []uint64{seq}})
+		return
+	}
+	var ce *cmdError
+	if errors.As(err, &ce) {
+		d.log.Warn("command refused", "seq", seq, "id", ce.ID, "code", ce.Code, "reason", ce.Message)
+		id := ""
+		if ce.HasID {
+			id = ce.ID
+		}
+		if prev, ok := d.lookup(id); ok {
+			d.resend(ctx, seq, id, prev)
+			return
+		}
+		d.finish(ctx, seq, id, errorReply(ce))
+		return
+	}
+	if prev, ok := d.lookup(cmd.ID); ok {
+		d.resend(ctx, seq, cmd.ID, prev)
+		return
+	}
+	if !cmd.ExpiresAt.IsZero() && !d.now().Before(cmd.ExpiresAt) {
+		d.log.Warn("command expired", "seq", seq, "id", cmd.ID, "expires_at", cmd.ExpiresAt)
+		d.finish(ctx, seq, cmd.ID, errorReply(&cmdError{ID: cmd.ID, HasID: true, Code: codeExpired,
+			Message: "expired at " + cmd.ExpiresAt.UTC().Format(time.RFC3339)}))
+		return
+	}
+	d.log.Info("command", "seq", seq, "id", cmd.ID, "method", cmd.Method)
+	switch cmd.Method {
+	case methodRelaySet, methodRelayToggle:
+		d.relayCommand(ctx, seq, cmd)
+	case methodLEDIdentify:
+		var p struct {
+			For duration `json:"for"`
+		}
+		if err := decodeParams(cmd, &p); err != nil {
+			d.finish(ctx, seq, cmd.ID, errorReply(err.(*cmdError)))
+			return
+		}
+		dur := p.For.Duration
+		if dur == 0 {
+			dur = identifyDefault
+		}
+		if d.leds != nil {
+			d.leds.Identify(dur)
+		}
+		d.finish(ctx, seq, cmd.ID, okReply(cmd.ID, map[string]string{"identify": dur.String()}))
+	case methodStatus:
+		if err := decodeParams(cmd, &struct{}{}); err != nil {
+			d.finish(ctx, seq, cmd.ID, errorReply(err.(*cmdError)))
+			return
+		}
+		d.finish(ctx, seq, cmd.ID, okReply(cmd.ID, d.status()))
+	case methodPing:
+		if err := decodeParams(cmd, &struct{}{}); err != nil {
+			d.finish(ctx, seq, cmd.ID, errorReply(err.(*cmdError)))
+			return
+		}
+		d.finish(ctx, seq, cmd.ID, okReply(cmd.ID, map[string]bool{"pong": true}))
+	default:
+		d.finish(ctx, seq, cmd.ID, errorReply(&cmdError{ID: cmd.ID, HasID: true, Code: codeUnknownMethod,
+			Message: fmt.Sprintf("unknown method %q (known: relay.set, relay.toggle, led.identify, agent.status, agent.ping)", cmd.Method)}))
+	}
+}
+
+func (d *dispatcher) lookup(id string) (store.Command, bool) {
+	if id == "" {
+		return store.Command{}, false
+	}
+	prev, ok, err := d.db.LookupCommand(id)
+	if err != nil {
+		d.log.Error("look up command id", "id", id, "err", err)
+		return store.Command{}, false
+	}
+	return prev, ok
+}
+
+// resend answers a command id seen before with its first reply. A started
+// but unfinished one (a crash mid-command) is finished now, not executed
+// again.
+func (d *dispatcher) resend(ctx context.Context, seq uint64, id string, prev store.Command) {
+	if prev.Done {
+		d.log.Info("command id already executed; sending its first reply again", "seq", seq, "id", id, "first_seq", prev.Seq)
+	} else {
+		d.log.Warn("command was interrupted by a restart after it acted; finishing it without acting again", "seq", seq, "id", id)
+	}
+	handled := []uint64{seq}
+	if prev.Seq != seq {
+		handled = append(handled, prev.Seq)
+	}
+	d.apply(ctx, store.Change{
+		Handled: handled,
+		Outbox:  d.outbox(prev.Reply),
+		Command: &store.CommandChange{ID: id, Command: store.Command{Seq: prev.Seq, Done: true, Reply: prev.Reply}},
+	})
+}
+
+type relayParams struct {
+	Relay string   `json:"relay"`
+	On    *bool    `json:"on"`
+	For   duration `json:"for"`
+}
+
+func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) {
+	var p relayParams
+	fail := func(code, msg string) {
+		d.log.Warn("command refused", "seq", seq, "id", cmd.ID, "code", code, "reason", msg)
+		d.finish(ctx, seq, cmd.ID, errorReply(&cmdError{ID: cmd.ID, HasID: true, Code: code, Message: msg}))
+	}
+	if err := decodeParams(cmd, &p); err != nil {
+		fail(codeBadParams, err.(*cmdError).Message)
+		return
+	}
+	if p.Relay == "" {
+		fail(codeBadParams, "params.relay (the relay's name) is required")
+		return
+	}
+	cur, err := d.bank.State(p.Relay)
+	if err != nil {
+		fail(codeUnknownRelay, fmt.Sprintf("no relay named %q", p.Relay))
+		return
+	}
+	var on bool
+	switch cmd.Method {
+	case methodRelaySet:
+		if p.On == nil {
+			fail(codeBadParams, "params.on (true or false) is required")
+			return
+		}
+		on = *p.On
+		if !on && p.For.Duration > 0 {
+			fail(codeBadParams, "params.for goes with on: true")
+			return
+		}
+	case methodRelayToggle:
+		if p.On != nil || p.For.Duration > 0 {
+			fail(codeBadParams, "relay.toggle takes only params.relay")
+			return
+		}
+		on = !cur.On
+	}
+	st, err := d.bank.Plan(p.Relay, on, p.For.Duration, d.now())
+	if errors.Is(err, relay.ErrInterlocked) {
+		fail(codeInterlocked, err.Error())
+		return
+	}
+	if err != nil {
+		fail(codeBadParams, err.Error())
+		return
+	}
+	result := map[string]any{"relay": p.Relay, "on": st.On}
+	if !st.Deadline.IsZero() {
+		result["until"] = st.Deadline.UTC().Format(time.RFC3339Nano)
+	}
+	ok := okReply(cmd.ID, result)
+	// Phase 1: the intent and the new state, before the relay moves.
+	if !d.apply(ctx, store.Change{
+		Relays:  map[string]store.RelayState{p.Relay: store.RelayState(st)},
+		Command: &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Reply: ok}},
+	}) {
+		return
+	}
+	if err := d.bank.Drive(p.Relay, st); err != nil {
+		d.log.Error("relay did not switch", "relay", p.Relay, "err", err)
+		c := &cmdError{ID: cmd.ID, HasID: true, Code: codeHardware, Message: err.Error()}
+		d.apply(ctx, store.Change{
+			Relays:  map[string]store.RelayState{p.Relay: store.RelayState(cur)},
+			Handled: []uint64{seq},
+			Outbox:  d.outbox(errorReply(c)),
+			Command: &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Done: true, Reply: errorReply(c)}},
+		})
+		return
+	}
+	d.log.Info("relay switched", "relay", p.Relay, "on", st.On, "until", st.Deadline, "id", cmd.ID)
+	if d.failpoint != nil {
+		d.failpoint()
+	}
+	// Phase 2: the reply.
+	d.finish(ctx, seq, cmd.ID, ok)
+}
+
+// setLocal is `edge-agent relay set` through the control socket.
+func (d *dispatcher) setLocal(req localRelayReq) error {
+	st, err := d.bank.Plan(req.name, req.on, req.dur, d.now())
+	if err != nil {
+		return err
+	}
+	if _, err := d.db.Apply(store.Change{Relays: map[string]store.RelayState{req.name: store.RelayState(st)}}); err != nil {
+		return fmt.Errorf("record relay state: %w", err)
+	}
+	if err := d.bank.Drive(req.name, st); err != nil {
+		return err
+	}
+	d.log.Info("relay switched", "relay", req.name, "on", st.On, "until", st.Deadline, "by", "control socket")
+	return nil
+}
+
+// expireDeadlines switches off every relay whose `for` or max_on ran out:
+// the off state is recorded first, so a crash in between still ends off.
+func (d *dispatcher) expireDeadlines() {
+	now := d.now()
+	for {
+		name, at, ok := d.bank.NextDeadline()
+		if !ok || at.After(now) {
+			return
+		}
+		st := relay.State{On: false, Since: now}
+		if _, err := d.db.Apply(store.Change{Relays: map[string]store.RelayState{name: store.RelayState(st)}}); err != nil {
+			d.log.Error("record relay off at its deadline; switching off anyway", "relay", name, "err", err)
+		}
+		if err := d.bank.Drive(name, st); err != nil {
+			d.log.Error("relay did not switch off at its deadline", "relay", name, "err", err)
+			return
+		}
+		d.log.Info("relay switched off at its deadline", "relay", name, "deadline", at)
+	}
+}
