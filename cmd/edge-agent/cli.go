@@ -16,6 +16,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/control"
+	"github.com/edge-agent/edge-agent/hw/led"
 )
 
 // dataDir reads only data_dir from the configuration: the CLI verbs need
@@ -96,7 +97,16 @@ func printStatus(w io.Writer, st agent.Status) {
 		if r.On {
 			on = "on"
 		}
-		fmt.Fprintf(tw, "relay %s\t%s (since %s)\n", n, on, r.Since.Format(time.RFC3339))
+		until := ""
+		if r.Until != nil {
+			until = ", until " + r.Until.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "relay %s\t%s (since %s%s)\n", n, on, r.Since.Format(time.RFC3339), until)
+	}
+	for _, n := range []string{"status", "activity", "fault"} {
+		if p, ok := st.LEDs[n]; ok {
+			fmt.Fprintf(tw, "led %s\t%s\n", n, p)
+		}
 	}
 	last := st.LastError
 	if last == "" {
@@ -200,4 +210,84 @@ func printRecord(w io.Writer, r control.Record) error {
 		fmt.Fprintf(w, "payload_b64: %s\n", *r.PayloadB64)
 	}
 	return nil
+}
+
+func cmdRelay(args []string, stdout, stderr io.Writer) int {
+	const u = "usage: edge-agent relay set NAME on|off [-for DUR] [-config PATH]\n"
+	if len(args) < 3 || args[0] != "set" {
+		fmt.Fprint(stderr, u)
+		return exitUsage
+	}
+	name, state := args[1], args[2]
+	if state != "on" && state != "off" {
+		fmt.Fprintf(stderr, "edge-agent: relay set: %q is neither on nor off\n%s", state, u)
+		return exitUsage
+	}
+	fs := newFlags("relay set", stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	dur := fs.Duration("for", 0, "switch off again after this long (with on)")
+	if fs.Parse(args[3:]) != nil {
+		return exitUsage
+	}
+	if *dur != 0 && state == "off" {
+		fmt.Fprintln(stderr, "edge-agent: relay set: -for goes with on")
+		return exitUsage
+	}
+	req := control.Request{Cmd: control.CmdRelaySet, Relay: name, On: state == "on"}
+	if *dur > 0 {
+		req.For = dur.String()
+	}
+	if code := call(*path, req, stderr, nil); code != exitOK {
+		return code
+	}
+	msg := fmt.Sprintf("relay %s %s", name, state)
+	if *dur > 0 {
+		msg += fmt.Sprintf(" for %v", *dur)
+	}
+	fmt.Fprintln(stdout, msg)
+	return exitOK
+}
+
+func cmdLED(args []string, stdout, stderr io.Writer) int {
+	const u = "usage: edge-agent led identify [-for DUR] | test [-config PATH]\n"
+	if len(args) == 0 || (args[0] != "identify" && args[0] != "test") {
+		fmt.Fprint(stderr, u)
+		return exitUsage
+	}
+	fs := newFlags("led "+args[0], stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	dur := fs.Duration("for", 30*time.Second, "how long (identify)")
+	if fs.Parse(args[1:]) != nil {
+		return exitUsage
+	}
+	if args[0] == "identify" {
+		if code := call(*path, control.Request{Cmd: control.CmdLEDIdentify, For: dur.String()}, stderr, nil); code != exitOK {
+			return code
+		}
+		fmt.Fprintf(stdout, "LEDs blink together for %v\n", *dur)
+		return exitOK
+	}
+	return call(*path, control.Request{Cmd: control.CmdLEDTest}, stderr, func(r control.Reply) error {
+		if r.State != "" {
+			fmt.Fprintf(stdout, "%-11s %s\n", r.State, led.Look(r.State))
+		}
+		return nil
+	})
+}
+
+// call sends one request to the daemon and reports failure on stderr.
+func call(path string, req control.Request, stderr io.Writer, fn func(control.Reply) error) int {
+	dir, err := dataDir(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "edge-agent:", err)
+		return exitFailure
+	}
+	if fn == nil {
+		fn = func(control.Reply) error { return nil }
+	}
+	if err := control.Call(dir, req, fn); err != nil {
+		fmt.Fprintln(stderr, "edge-agent:", err)
+		return exitFailure
+	}
+	return exitOK
 }

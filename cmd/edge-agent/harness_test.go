@@ -45,6 +45,10 @@ type rig struct {
 	dir     string
 	cfgPath string
 	device  string
+	extra   string // appended to the config: [leds], [[relay]], [store]
+	// dataDirOverride, when set, is data_dir (a small file system).
+	dataDirOverride string
+	env     []string
 }
 
 func newRig(t *testing.T, opts agenttest.MosquittoOptions) *rig {
@@ -79,13 +83,14 @@ func (r *rig) writeConfig(over map[string]string) {
 		mq[k] = v
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "device_id = %q\ndata_dir = %q\n\n[mqtt]\n", r.device, filepath.Join(r.dir, "data"))
+	fmt.Fprintf(&b, "device_id = %q\ndata_dir = %q\n\n[mqtt]\n", r.device, r.dataDir())
 	for k, v := range mq {
 		if v != "" {
 			fmt.Fprintf(&b, "%s = %s\n", k, v)
 		}
 	}
 	b.WriteString("\n[hw]\nbackend = \"sim\"\n")
+	b.WriteString(r.extra)
 	if err := os.WriteFile(filepath.Join(r.dir, "mqtt.pass"), []byte(testPass+"\n"), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
@@ -127,7 +132,7 @@ func (r *rig) startAgent() *proc {
 		r.t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "run", "-config", r.cfgPath)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Env = append(append(os.Environ(), childEnv+"=1"), r.env...)
 	p := &proc{t: r.t, cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p, p
 	if err := cmd.Start(); err != nil {
@@ -166,7 +171,12 @@ func (p *proc) stop(within time.Duration) (error, time.Duration) {
 	}
 }
 
-func (r *rig) dataDir() string { return filepath.Join(r.dir, "data") }
+func (r *rig) dataDir() string {
+	if r.dataDirOverride != "" {
+		return r.dataDirOverride
+	}
+	return filepath.Join(r.dir, "data")
+}
 
 // status asks the running agent over its control socket.
 func (r *rig) status() (agent.Status, error) {

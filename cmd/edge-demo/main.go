@@ -91,6 +91,27 @@ ca_file       = %q
 
 [hw]
 backend = "sim"
+
+[leds]
+status   = "GPIO27"
+activity = "GPIO22"
+fault    = "GPIO24"
+
+[[relay]]
+name      = "pump"
+pin       = "GPIO17"
+interlock = "water"
+max_on    = "10m"
+
+[[relay]]
+name      = "drain"
+pin       = "GPIO18"
+interlock = "water"
+
+[[relay]]
+name     = "lamp"
+pin      = "GPIO23"
+power_on = "restore"
 `, deviceID, filepath.Join(dir, "data"), broker.URL, user, pki.CAFile)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -151,23 +172,69 @@ backend = "sim"
 		return err
 	}
 
-	step("7. `edge-agent inbox list`")
-	if err := show(bin, "inbox", "list", "-config", cfgPath); err != nil {
-		return err
+	step("7. commands from the cloud switch relays; each gets a reply on the reply topic")
+	replies := make(chan string, 16)
+	if tok := pub.Subscribe("/sys/"+deviceID+"/thing/push/reply", 1, func(_ mqtt.Client, m mqtt.Message) {
+		replies <- string(m.Payload())
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("subscribe replies: %v", tok.Error())
 	}
-	step("8. `edge-agent inbox export -json -n 2` (a non-UTF-8 payload comes as payload_b64)")
-	if err := show(bin, "inbox", "export", "-json", "-n", "2", "-config", cfgPath); err != nil {
-		return err
+	commands := []string{
+		`{"id":"c-100","method":"relay.set","params":{"relay":"pump","on":true,"for":"3s"}}`,
+		`{"id":"c-101","method":"relay.set","params":{"relay":"drain","on":true}}`,
+		`{"id":"c-102","method":"relay.toggle","params":{"relay":"lamp"}}`,
+		`{"id":"c-103","method":"relay.set","params":{"relay":"pumpp","on":true}}`,
+		`{"id":"c-100","method":"relay.set","params":{"relay":"pump","on":true,"for":"3s"}}`,
+		`{"id":"c-104","method":"agent.ping"}`,
 	}
-	step("9. `edge-agent status`")
+	for _, c := range commands {
+		if err := agenttest.PublishQoS1(pub, topic, []byte(c), 5*time.Second); err != nil {
+			return err
+		}
+		fmt.Printf("command  %s\n", c)
+		select {
+		case r := <-replies:
+			fmt.Printf("reply    %s\n", r)
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("no reply to %s", c)
+		}
+	}
+	fmt.Println("(drain is refused: it shares the interlock group \"water\" with pump, which is on;")
+	fmt.Println(" the repeated id c-100 is not executed again: its first reply is sent again)")
 	if err := show(bin, "status", "-config", cfgPath); err != nil {
 		return err
 	}
-	step("10. stop")
+	step("8. `edge-agent relay set lamp off`, and the pump's 3 s run ends by itself")
+	if err := show(bin, "relay", "set", "lamp", "off", "-config", cfgPath); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	if err := show(bin, "status", "-config", cfgPath); err != nil {
+		return err
+	}
+
+	step("9. `edge-agent inbox list`")
+	if err := show(bin, "inbox", "list", "-config", cfgPath); err != nil {
+		return err
+	}
+	step("10. `edge-agent inbox export -json -n 2` (a non-UTF-8 payload comes as payload_b64)")
+	if err := show(bin, "inbox", "export", "-json", "-n", "2", "-config", cfgPath); err != nil {
+		return err
+	}
+	step("11. the broker goes away: the status LED turns to slow blinking (connecting)")
+	broker.Close()
+	if err := waitState(bin, cfgPath, "connecting", 10*time.Second); err != nil {
+		return err
+	}
+	if err := show(bin, "status", "-config", cfgPath); err != nil {
+		return err
+	}
+	step("12. stop")
 	if err := agent.stop(); err != nil {
 		return err
 	}
-	fmt.Println("\ndemo finished: 6 notifications received over TLS, all stored before they were acknowledged.")
+	fmt.Println("\ndemo finished: notifications received over TLS and stored before they were acknowledged;")
+	fmt.Println("commands switched the simulated relays and got replies; the status LED followed the connection.")
 	return nil
 }
 
@@ -238,9 +305,10 @@ func prefixLines(r io.Reader, prefix string) {
 }
 
 type statusDoc struct {
-	Connected bool   `json:"connected"`
-	State     string `json:"state"`
-	LastError string `json:"last_error"`
+	Connected bool              `json:"connected"`
+	State     string            `json:"state"`
+	LastError string            `json:"last_error"`
+	LEDs      map[string]string `json:"leds"`
 	Inbox     struct {
 		Total int `json:"total"`
 	} `json:"inbox"`
@@ -290,5 +358,15 @@ func waitStored(bin, cfg string, n int, d time.Duration) error {
 			return false, err.Error()
 		}
 		return st.Inbox.Total >= n, fmt.Sprintf("%d stored", st.Inbox.Total)
+	})
+}
+
+func waitState(bin, cfg, state string, d time.Duration) error {
+	return waitFor(d, "state "+state, func() (bool, string) {
+		st, err := status(bin, cfg)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.State == state && st.LEDs["status"] == state, st.State
 	})
 }
