@@ -18,12 +18,12 @@ help: ## list the targets
 demo: build ## run the agent against a local TLS broker on simulated GPIO; stops by itself
 	$(GO) run ./cmd/edge-demo -agent bin/edge-agent
 
-test: vet fmt-check build-all ## unit + integration tests (needs mosquitto), race detector, store on emulated armv6
+test: vet fmt-check build-all ## unit + integration tests (needs mosquitto), race detector, store and hw on emulated armv6
 	$(GO) test -race -count=1 ./...
 	$(MAKE) test-arm
 
-test-arm: ## store tests on emulated 32-bit ARM (needs qemu-user-static)
-	GOARCH=arm GOARM=6 CGO_ENABLED=0 $(GO) test -count=1 -exec '$(QEMU_ARM)' ./store/...
+test-arm: ## store and hardware tests on emulated 32-bit ARM (needs qemu-user-static)
+	GOARCH=arm GOARM=6 CGO_ENABLED=0 $(GO) test -count=1 -exec '$(QEMU_ARM)' ./store/... ./hw/...
 
 build: ## bin/edge-agent for this machine
 	$(BUILD) -o bin/edge-agent ./cmd/edge-agent

@@ -195,9 +195,6 @@ func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) error
 
 func (a *controlActions) Identify(d time.Duration) { a.panel.Identify(d) }
 
-// ledTestEach is how long `edge-agent led test` shows each pattern.
-const ledTestEach = 3 * time.Second
-
-func (a *controlActions) LEDTest(announce func(state string)) error {
-	return a.panel.Play(ledTestEach, announce)
+func (a *controlActions) LEDTest(each time.Duration, announce func(state string)) error {
+	return a.panel.Play(each, announce)
 }

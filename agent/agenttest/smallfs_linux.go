@@ -53,4 +53,3 @@ func SmallFS(t testing.TB, size int64) string {
 	})
 	return mnt
 }
-

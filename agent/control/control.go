@@ -39,7 +39,8 @@ type Request struct {
 	N     int    `json:"n,omitempty"`
 	Relay string `json:"relay,omitempty"`
 	On    bool   `json:"on,omitempty"`
-	For   string `json:"for,omitempty"` // a Go duration
+	For   string `json:"for,omitempty"`  // a Go duration
+	Each  string `json:"each,omitempty"` // led.test: how long each pattern plays
 }
 
 // Reply is one line from the server.

@@ -31,7 +31,7 @@ type Actions interface {
 	Identify(d time.Duration)
 	// LEDTest plays every pattern, calling announce as each starts, and
 	// returns when done.
-	LEDTest(announce func(state string)) error
+	LEDTest(each time.Duration, announce func(state string)) error
 }
 
 // Server answers control requests on a unix socket.
@@ -169,7 +169,16 @@ func (s *Server) handle(c net.Conn) {
 			w.fail(errors.New("not available"))
 			return
 		}
-		if err := s.acts.LEDTest(func(state string) { w.send(Reply{State: state}) }); err != nil {
+		each := 3 * time.Second
+		if req.Each != "" {
+			d, err := time.ParseDuration(req.Each)
+			if err != nil || d <= 0 || d > time.Minute {
+				w.fail(fmt.Errorf("bad duration %q for each pattern (like 3s, at most 1m)", req.Each))
+				return
+			}
+			each = d
+		}
+		if err := s.acts.LEDTest(each, func(state string) { w.send(Reply{State: state}) }); err != nil {
 			w.fail(err)
 			return
 		}

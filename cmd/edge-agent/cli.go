@@ -257,6 +257,7 @@ func cmdLED(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("led "+args[0], stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
 	dur := fs.Duration("for", 30*time.Second, "how long (identify)")
+	each := fs.Duration("each", 3*time.Second, "how long each pattern plays (test)")
 	if fs.Parse(args[1:]) != nil {
 		return exitUsage
 	}
@@ -267,7 +268,7 @@ func cmdLED(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "LEDs blink together for %v\n", *dur)
 		return exitOK
 	}
-	return call(*path, control.Request{Cmd: control.CmdLEDTest}, stderr, func(r control.Reply) error {
+	return call(*path, control.Request{Cmd: control.CmdLEDTest, Each: each.String()}, stderr, func(r control.Reply) error {
 		if r.State != "" {
 			fmt.Fprintf(stdout, "%-11s %s\n", r.State, led.Look(r.State))
 		}

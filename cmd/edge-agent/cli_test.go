@@ -187,3 +187,67 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d: %q", code, out)
 	}
 }
+
+func TestCLIRelayAndLEDVerbs(t *testing.T) {
+	r := newCommandRig(t)
+	r.startAgent()
+	r.waitConnected()
+
+	if code, out, errOut := cli("relay", "set", "lamp", "on", "-for", "1h", "-config", r.cfgPath); code != 0 || !strings.Contains(out, "relay lamp on for 1h0m0s") {
+		t.Fatalf("relay set: exit %d: %s%s", code, out, errOut)
+	}
+	st, _ := r.status()
+	if !st.Relays["lamp"].On || st.Relays["lamp"].Until == nil {
+		t.Fatalf("lamp %+v", st.Relays["lamp"])
+	}
+	if code, _, errOut := cli("relay", "set", "nope", "on", "-config", r.cfgPath); code != 1 || !strings.Contains(errOut, `no relay named "nope"`) {
+		t.Fatalf("unknown relay: exit %d: %s", code, errOut)
+	}
+	cli("relay", "set", "pump", "on", "-config", r.cfgPath)
+	if code, _, errOut := cli("relay", "set", "drain", "on", "-config", r.cfgPath); code != 1 || !strings.Contains(errOut, "interlock") {
+		t.Fatalf("interlocked: exit %d: %s", code, errOut)
+	}
+	if code, _, _ := cli("relay", "set", "lamp", "maybe", "-config", r.cfgPath); code != 2 {
+		t.Fatalf("bad state: exit %d, want 2", code)
+	}
+
+	if code, out, _ := cli("led", "identify", "-for", "2s", "-config", r.cfgPath); code != 0 || !strings.Contains(out, "2s") {
+		t.Fatalf("led identify: exit %d %s", code, out)
+	}
+	st = r.waitStatus(2*time.Second, func(s agent.Status) bool { return s.LEDs["status"] == "identify" })
+	if st.LEDs["fault"] != "identify" {
+		t.Fatalf("identify: leds %v", st.LEDs)
+	}
+
+	code, out, errOut := cli("led", "test", "-each", "50ms", "-config", r.cfgPath)
+	if code != 0 {
+		t.Fatalf("led test: exit %d: %s", code, errOut)
+	}
+	for _, state := range []string{"ok", "backlog", "connecting", "auth", "bootstrap", "storage", "config", "identify"} {
+		if !strings.Contains(out, state) {
+			t.Errorf("led test did not name %q:\n%s", state, out)
+		}
+	}
+	t.Logf("led test:\n%s", out)
+}
+
+// TestRunShowsConfigStateOnLED: with an invalid config that still names a
+// status LED, run stays up showing the config state until SIGTERM, then
+// exits 1.
+func TestRunShowsConfigStateOnLED(t *testing.T) {
+	r := newRig(t, agenttest.MosquittoOptions{})
+	r.extra = "\n[leds]\nstatus = \"GPIO27\"\nfault = \"GPIO24\"\nbogus = 1\n"
+	r.writeConfig(nil)
+	p := r.startAgent()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.Log(), "showing the config state") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(p.Log(), "showing the config state") || !strings.Contains(p.Log(), "leds.bogus") {
+		t.Fatalf("log:\n%s", p.Log())
+	}
+	err, _ := p.stop(5 * time.Second)
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d (%v), want 1", code, err)
+	}
+}

@@ -33,7 +33,9 @@ func TestDiskFullShowsStorageAndLosesNothing(t *testing.T) {
 	rep.wait("lamp-on")
 
 	// 64 KiB payloads until the agent can no longer store them.
-	payload := func(i int) []byte { return append([]byte(fmt.Sprintf("big-%04d:", i)), bytes.Repeat([]byte{'x'}, 64<<10)...) }
+	payload := func(i int) []byte {
+		return append([]byte(fmt.Sprintf("big-%04d:", i)), bytes.Repeat([]byte{'x'}, 64<<10)...)
+	}
 	sent := 0
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

@@ -48,7 +48,7 @@ type rig struct {
 	extra   string // appended to the config: [leds], [[relay]], [store]
 	// dataDirOverride, when set, is data_dir (a small file system).
 	dataDirOverride string
-	env     []string
+	env             []string
 }
 
 func newRig(t *testing.T, opts agenttest.MosquittoOptions) *rig {

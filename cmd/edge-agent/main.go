@@ -97,16 +97,21 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "edge-agent: refusing to start, the configuration is invalid:\n%v\n", err)
+		// Stay up blinking the status LED if there is one, so a technician
+		// sees it; exit 1 either way.
+		if err := agent.ShowConfigState(ctx, *path, log); err != nil && !errors.Is(err, agent.ErrNoConfigLED) {
+			log.Error("cannot show the config state on the LEDs", "err", err)
+		}
 		return exitFailure
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	opts := agent.Options{Version: version, Logger: log}
 	// A test hook, named so nobody sets it by accident: the fault tests
 	// kill the agent between a relay's move and its recorded reply.
