@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -26,6 +27,9 @@ type sessionConfig struct {
 	StatusTopic string // "" = no online/offline status
 	Keepalive   time.Duration
 	Insecure    bool // TLS verification is off: warned about at every connect
+	// CertAsked is set when the broker asked for a client certificate we
+	// do not have (nil without TLS or with a client certificate).
+	CertAsked *atomic.Bool
 }
 
 const (
@@ -123,9 +127,15 @@ func (s *session) run(ctx context.Context) {
 			s.log.Warn("TLS certificate verification is OFF (mqtt.insecure_skip_verify = true): anyone on the path can impersonate the broker")
 		}
 		s.log.Info("connecting", "broker", s.cfg.BrokerURL, "client_id", s.cfg.ClientID)
+		if s.cfg.CertAsked != nil {
+			s.cfg.CertAsked.Store(false)
+		}
 		err := s.connect(ctx, client)
 		if err == nil {
 			s.backoff.reset()
+			if s.cfg.CertAsked != nil {
+				s.cfg.CertAsked.Store(false) // a later loss is no certificate refusal
+			}
 			s.health.setConnected(s.now())
 			s.log.Info("connected and subscribed", "broker", s.cfg.BrokerURL, "topic", s.cfg.NotifyTopic)
 			pubCtx, stopPub := context.WithCancel(ctx)
@@ -148,6 +158,9 @@ func (s *session) run(ctx context.Context) {
 			return
 		}
 		cause, auth := describeConnErr(err)
+		if !auth && s.cfg.CertAsked != nil && s.cfg.CertAsked.Load() {
+			cause, auth = "TLS: the broker requires a client certificate and none is configured; set mqtt.cert_file and mqtt.key_file ("+cause+")", true
+		}
 		s.health.setDisconnected(s.now(), cause, auth)
 		wait := s.backoff.next()
 		s.log.Warn("not connected", "cause", cause, "retry_in", wait.Round(time.Millisecond))

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/edge-agent/edge-agent/agent/config"
 )
@@ -14,7 +15,7 @@ import (
 // tlsConfig builds the client TLS settings for m: verified against ca_file
 // (or the system roots), TLS 1.2 at least, server_name when the broker is
 // an IP, and the client certificate when there is one.
-func tlsConfig(m config.MQTT) (*tls.Config, error) {
+func tlsConfig(m config.MQTT, certAsked *atomic.Bool) (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         m.ServerName,
@@ -43,6 +44,14 @@ func tlsConfig(m config.MQTT) (*tls.Config, error) {
 			return nil, fmt.Errorf("mqtt.cert_file/key_file: %w", err)
 		}
 		tc.Certificates = []tls.Certificate{pair}
+	} else if certAsked != nil {
+		// Without a client certificate, note whether the broker asked for
+		// one: under TLS 1.3 its refusal can arrive as a reset after the
+		// handshake, which would otherwise read as "unreachable".
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			certAsked.Store(true)
+			return &tls.Certificate{}, nil
+		}
 	}
 	return tc, nil
 }
@@ -72,7 +81,8 @@ func sessionConfigFrom(cfg *config.Config, db clientSuffixer) (sessionConfig, er
 		Insecure:    m.InsecureSkipVerify,
 	}
 	if m.Broker.TLS {
-		tc, err := tlsConfig(m)
+		sc.CertAsked = new(atomic.Bool)
+		tc, err := tlsConfig(m, sc.CertAsked)
 		if err != nil {
 			return sessionConfig{}, err
 		}
