@@ -74,11 +74,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	leds, err := openLEDs(cfg, backend)
+	panel, err := openPanel(cfg, backend)
 	if err != nil {
 		return err
 	}
-	panel := led.NewPanel(leds, led.RealClock())
 	defer panel.Close()
 
 	sc, err := sessionConfigFrom(cfg, db)

@@ -10,7 +10,6 @@ import (
 	toml "github.com/pelletier/go-toml/v2"
 
 	"github.com/edge-agent/edge-agent/agent/config"
-	"github.com/edge-agent/edge-agent/hw/led"
 )
 
 // ErrNoConfigLED means the configuration does not say, even leniently,
@@ -49,11 +48,10 @@ func ShowConfigState(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	leds, err := openLEDs(cfg, backend)
+	panel, err := openPanel(cfg, backend)
 	if err != nil {
 		return err
 	}
-	panel := led.NewPanel(leds, led.RealClock())
 	defer panel.Close()
 	panel.SetState(StateConfig)
 	log.Error("the configuration is invalid: showing the config state on the status LED until stopped; fix it (edge-agent config check) and restart", "config", path)

@@ -104,6 +104,15 @@ func powerOnOf(cfgs []relay.Config, name string) string {
 	return ""
 }
 
+// openPanel opens the configured LEDs and starts the panel that owns them.
+func openPanel(cfg *config.Config, b hw.Backend) (*led.Panel, error) {
+	leds, err := openLEDs(cfg, b)
+	if err != nil {
+		return nil, err
+	}
+	return led.NewPanel(leds, led.RealClock()), nil
+}
+
 // openLEDs opens the configured LEDs, off at first.
 func openLEDs(cfg *config.Config, b hw.Backend) (led.LEDs, error) {
 	var l led.LEDs
