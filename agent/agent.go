@@ -19,6 +19,14 @@ import (
 type Options struct {
 	Version string
 	Logger  *slog.Logger
+	// Ready, when set, is called once the store is open, the relays and
+	// LEDs are initialised and the control socket listens (systemd's
+	// READY=1): before the network, which may take long to come.
+	Ready func()
+	// Alive, when set, is called every AliveEvery while the agent's loops
+	// are responsive (systemd's WATCHDOG=1); a stuck loop stops the calls.
+	Alive      func()
+	AliveEvery time.Duration
 	// Failpoint, when set, runs after a relay command moved its relay and
 	// before its reply is recorded; the fault tests kill the process there.
 	Failpoint func()
@@ -125,6 +133,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	go func() { defer close(dispDone); disp.run(dispCtx) }()
 	go func() { defer close(sessDone); sess.run(sessCtx) }()
 	go showState(bg, src, panel)
+	if opts.Alive != nil {
+		every := opts.AliveEvery
+		if every <= 0 {
+			every = 10 * time.Second
+		}
+		go watchdog(bg, every, opts.Alive, &w.beat, &disp.beat)
+	}
+	if opts.Ready != nil {
+		opts.Ready()
+	}
 	log.Info("edge-agent running", "version", opts.Version, "device_id", cfg.DeviceID, "socket", ctl.Path())
 
 	<-ctx.Done()

@@ -56,6 +56,8 @@ type dispatcher struct {
 	local    chan localRelayReq
 	outboxUp func() // tells the session there are replies to publish
 
+	beat heartbeat // see writer.beat
+
 	// failpoint, when set, is called between a relay's move and the
 	// transaction that records the reply (the fault tests kill the process
 	// there).
@@ -80,9 +82,10 @@ func (d *dispatcher) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		wait := time.Hour
+		d.beat.stamp()
+		wait := heartbeatEvery
 		if _, at, ok := d.bank.NextDeadline(); ok {
-			wait = max(at.Sub(d.now()), 0)
+			wait = min(max(at.Sub(d.now()), 0), wait)
 		}
 		timer.Reset(wait)
 		select {
@@ -129,6 +132,7 @@ func (d *dispatcher) drain(ctx context.Context) {
 func (d *dispatcher) apply(ctx context.Context, c store.Change) bool {
 	delay := 250 * time.Millisecond
 	for {
+		d.beat.stamp()
 		_, err := d.db.Apply(c)
 		if err == nil {
 			if len(c.Outbox) > 0 && d.outboxUp != nil {

@@ -50,6 +50,11 @@ type writer struct {
 	// flash shows each stored message on the activity LED.
 	flash func()
 
+	// beat is stamped by the loop at least every heartbeatEvery, also while
+	// it waits and while it retries a failing store: the watchdog's proof
+	// that the loop is not stuck.
+	beat heartbeat
+
 	// retry paces commit attempts after a failure (disk full, store at its
 	// bound); while it fails nothing is acknowledged, so the broker keeps
 	// the messages.
@@ -87,11 +92,16 @@ func (w *writer) enqueue(stop <-chan struct{}, in inbound) bool {
 func (w *writer) run(ctx context.Context) {
 	batch := make([]inbound, 0, maxBatch)
 	msgs := make([]store.Message, 0, maxBatch)
+	tick := time.NewTicker(heartbeatEvery)
+	defer tick.Stop()
 	for {
 		batch = batch[:0]
+		w.beat.stamp()
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			continue
 		case first := <-w.in:
 			batch = append(batch, first)
 		}
@@ -138,6 +148,7 @@ func (w *writer) commit(ctx context.Context, msgs []store.Message) ([]uint64, bo
 	delay := w.retryMin
 	failing := false
 	for {
+		w.beat.stamp()
 		seqs, err := w.inbox.Append(msgs)
 		if err == nil {
 			if failing {
