@@ -106,3 +106,23 @@ func TestPendingSeqs(t *testing.T) {
 		t.Fatalf("pending after %d: %v", seqs[0], got)
 	}
 }
+
+func TestCredentialsCache(t *testing.T) {
+	dir := t.TempDir()
+	db := openAt(t, dir, nil)
+	if b, err := db.Credentials(); err != nil || b != nil {
+		t.Fatalf("new store: %q %v", b, err)
+	}
+	if err := db.SetCredentials([]byte(`{"u":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openAt(t, dir, nil)
+	if b, _ := db.Credentials(); string(b) != `{"u":"x"}` {
+		t.Fatalf("after reopen: %q", b)
+	}
+	db.SetCredentials(nil)
+	if b, _ := db.Credentials(); b != nil {
+		t.Fatalf("after delete: %q", b)
+	}
+}

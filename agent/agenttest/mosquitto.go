@@ -445,3 +445,17 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// SetUsers replaces the broker's users and passwords (a password rotation).
+// It takes effect at the next Restart; connections already made stay.
+func (m *Mosquitto) SetUsers(users map[string]string) error {
+	bin, err := findBinary("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(m.Dir, "passwd")
+	if _, err := os.Stat(file); err != nil {
+		return fmt.Errorf("set users: the broker was started without users: %w", err)
+	}
+	return writePasswd(bin, file, users)
+}

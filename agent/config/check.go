@@ -150,6 +150,26 @@ func (l *loader) checkBootstrap(c *Config) {
 	out.Password = b.Password
 	out.PasswordFile = l.resolve(b.PasswordFile)
 	out.CAFile = l.resolve(b.CAFile)
+	out.TokenField, out.BrokerField = b.TokenField, b.BrokerField
+	out.MQTTUsernameField, out.MQTTPasswordField = b.MQTTUsernameField, b.MQTTPasswordField
+	out.RefreshInterval = DefaultRefreshInterval
+	if b.RefreshInterval != "" {
+		if d, ok := l.duration("bootstrap.refresh_interval", b.RefreshInterval); ok {
+			if d < time.Minute {
+				l.problem("bootstrap.refresh_interval", fmt.Sprintf("%s is shorter than a minute", b.RefreshInterval),
+					`the account service would be asked too often; use at least "1m" (default "12h")`)
+			}
+			out.RefreshInterval = d
+		}
+	}
+	for _, f := range []struct{ key, val string }{
+		{"bootstrap.token_field", b.TokenField}, {"bootstrap.broker_field", b.BrokerField},
+		{"bootstrap.mqtt_username_field", b.MQTTUsernameField}, {"bootstrap.mqtt_password_field", b.MQTTPasswordField},
+	} {
+		if f.val != "" && (strings.HasPrefix(f.val, ".") || strings.HasSuffix(f.val, ".") || strings.Contains(f.val, "..")) {
+			l.problem(f.key, fmt.Sprintf("%q is not a dotted path", f.val), `write it like "data.token"`)
+		}
+	}
 
 	used := b.LoginURL != "" || b.LoadBalanceURL != "" || b.Username != "" ||
 		b.Password != "" || b.PasswordFile != "" || b.CAFile != ""

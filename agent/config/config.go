@@ -60,6 +60,11 @@ type Bootstrap struct {
 	Password       string // from password or password_file (Load reads it); secret
 	PasswordFile   string
 	CAFile         string // "" = system roots
+	// Dotted paths of the fields in the answers; "" = the defaults.
+	TokenField, BrokerField, MQTTUsernameField, MQTTPasswordField string
+	// RefreshInterval: credentials are fetched again this often even when
+	// nothing refused them (and sooner when the answer says they expire).
+	RefreshInterval time.Duration
 }
 
 // Enabled reports whether credentials come from the account service.

@@ -24,9 +24,10 @@ func TestDefaults(t *testing.T) {
 			StatusTopic: "/sys/5219709/thing/status",
 			Keepalive:   30 * time.Second,
 		},
-		HW:     HW{Backend: "periph"},
-		Relays: []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: PowerOnOff, MaxOn: 0}},
-		Store:  Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
+		Bootstrap: Bootstrap{RefreshInterval: 12 * time.Hour},
+		HW:        HW{Backend: "periph"},
+		Relays:    []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: PowerOnOff, MaxOn: 0}},
+		Store:     Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 )
 
 // document is the file's shape, key for key. Its toml tags are the whole
@@ -49,6 +50,13 @@ type bootstrapSection struct {
 	Password       string `toml:"password"`
 	PasswordFile   string `toml:"password_file"`
 	CAFile         string `toml:"ca_file"`
+	// Where the answers carry what we need, as dotted paths ("data.token");
+	// "" = the defaults (README, "Bootstrap").
+	TokenField        string `toml:"token_field"`
+	BrokerField       string `toml:"broker_field"`
+	MQTTUsernameField string `toml:"mqtt_username_field"`
+	MQTTPasswordField string `toml:"mqtt_password_field"`
+	RefreshInterval   string `toml:"refresh_interval"`
 }
 
 type hwSection struct {
@@ -91,6 +99,9 @@ const (
 	DefaultPowerOn       = PowerOnOff
 	DefaultMaxOn         = "0s"
 )
+
+// DefaultRefreshInterval is bootstrap.refresh_interval when it is absent.
+const DefaultRefreshInterval = 12 * time.Hour
 
 // defaults returns a document holding every default. The decoder only
 // overwrites keys present in the file, which is what tells an explicit

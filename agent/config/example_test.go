@@ -60,8 +60,9 @@ func TestExampleParses(t *testing.T) {
 			StatusTopic: "/sys/5219709/thing/status",
 			Keepalive:   30 * time.Second,
 		},
-		HW:    HW{Backend: BackendPeriph},
-		Store: Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
+		Bootstrap: Bootstrap{RefreshInterval: DefaultRefreshInterval},
+		HW:        HW{Backend: BackendPeriph},
+		Store:     Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("example:\n got %+v\nwant %+v", got, want)
@@ -151,8 +152,9 @@ func TestExampleHasEveryKey(t *testing.T) {
 // The schema is what the decoder accepts: each of its keys decodes.
 func TestSchemaMatchesDecoder(t *testing.T) {
 	want := []string{
-		"bootstrap.ca_file", "bootstrap.load_balance_url", "bootstrap.login_url", "bootstrap.password",
-		"bootstrap.password_file", "bootstrap.username",
+		"bootstrap.broker_field", "bootstrap.ca_file", "bootstrap.load_balance_url", "bootstrap.login_url",
+		"bootstrap.mqtt_password_field", "bootstrap.mqtt_username_field", "bootstrap.password",
+		"bootstrap.password_file", "bootstrap.refresh_interval", "bootstrap.token_field", "bootstrap.username",
 		"data_dir", "device_id",
 		"hw.backend",
 		"leds.active_low", "leds.activity", "leds.fault", "leds.status",

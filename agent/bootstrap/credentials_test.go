@@ -1,0 +1,94 @@
+package bootstrap
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent/config"
+)
+
+func TestCredentialsRoundTrip(t *testing.T) {
+	for _, c := range []Credentials{
+		{Broker: config.Broker{TLS: true, Host: "broker.example.com", Port: 1883}, Username: mqttUsername, Password: mqttPassword,
+			Token: token, FetchedAt: now, Expires: now.Add(2 * time.Hour)},
+		{Broker: config.Broker{TLS: true, Host: "::1", Port: 8883}, Username: "u", Password: "p", Token: "t", FetchedAt: now.Add(time.Nanosecond)},
+		{Broker: config.Broker{Host: "10.0.0.1", Port: 1883}, Username: "u", Password: "p", Token: "t", FetchedAt: now.In(time.FixedZone("CST", 8*3600))},
+	} {
+		b, err := c.MarshalBinary()
+		if err != nil {
+			t.Fatalf("MarshalBinary(%v): %v", c, err)
+		}
+		var got Credentials
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("UnmarshalBinary(%s): %v", b, err)
+		}
+		if got.Broker != c.Broker || got.Username != c.Username || got.Password != c.Password || got.Token != c.Token ||
+			!got.FetchedAt.Equal(c.FetchedAt) || !got.Expires.Equal(c.Expires) || got.Expires.IsZero() != c.Expires.IsZero() {
+			t.Errorf("round trip of %v gave %v (password %q, token %q)", c, got, got.Password, got.Token)
+		}
+	}
+}
+
+func TestCredentialsUnmarshalErrors(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`not json ` + mqttPassword, "not valid JSON"},
+		{`{"v":2,"broker":"tls://h:1"}`, "version 2, want 1"},
+		{`{"v":1,"password":"` + mqttPassword + `"}`, "empty broker address"},
+		{`{"v":1,"broker":"ftp://h"}`, "unsupported scheme"},
+	} {
+		var c Credentials
+		err := c.UnmarshalBinary([]byte(tt.in))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("UnmarshalBinary(%s) = %v, want an error with %q", tt.in, err, tt.want)
+		}
+		checkSecrets(t, err)
+	}
+	if _, err := (Credentials{}).MarshalBinary(); err == nil {
+		t.Error("MarshalBinary of credentials without a broker succeeded")
+	}
+}
+
+// Printing or logging Credentials never shows the secrets.
+func TestCredentialsPrintNoSecrets(t *testing.T) {
+	c := Credentials{Broker: config.Broker{TLS: true, Host: "h", Port: 1883}, Username: mqttUsername, Password: mqttPassword,
+		Token: token, FetchedAt: now, Expires: now.Add(time.Hour)}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("fetched", "creds", c)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("fetched", "creds", &c)
+	outs := []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, &c), buf.String()}
+	for _, out := range outs {
+		if strings.Contains(out, mqttPassword) || strings.Contains(out, token) {
+			t.Errorf("printed credentials hold a secret: %s", out)
+		}
+	}
+	if !strings.Contains(outs[0], "tls://h:1883") || !strings.Contains(outs[0], mqttUsername) || !strings.Contains(buf.String(), "tls://h:1883") {
+		t.Errorf("printed credentials lack the broker or user: %s / %s", outs[0], buf.String())
+	}
+}
+
+func TestMD5Hex(t *testing.T) {
+	for in, want := range map[string]string{
+		"":         "d41d8cd98f00b204e9800998ecf8427e",
+		"password": "5f4dcc3b5aa765d61d8327deb882cf99",
+		"pässwort": "82c81e1208ef287416f23e0f15e7e2ed",
+	} {
+		if got := MD5Hex(in); got != want {
+			t.Errorf("MD5Hex(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestDefaultBackoff(t *testing.T) {
+	for n, d := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second,
+		6: 30 * time.Second, 7: 30 * time.Second, 100: 30 * time.Second} {
+		for range 50 {
+			if got := DefaultBackoff(n); got < d/2 || got >= d {
+				t.Fatalf("DefaultBackoff(%d) = %v, want in [%v, %v)", n, got, d/2, d)
+			}
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/edge-agent/edge-agent/agent/bootstrap"
+	"github.com/edge-agent/edge-agent/agent/config"
+)
+
+// credentialsFrom picks the credential source the configuration asks for.
+func credentialsFrom(cfg *config.Config, cache credCache, log *slog.Logger) (credSource, error) {
+	if !cfg.Bootstrap.Enabled() {
+		ep, err := endpointFor(cfg.MQTT, cfg.MQTT.Broker, cfg.MQTT.Username, cfg.MQTT.Password)
+		if err != nil {
+			return nil, err
+		}
+		return staticCreds{ep}, nil
+	}
+	b := cfg.Bootstrap
+	svc, err := bootstrap.New(bootstrap.Options{
+		LoginURL: b.LoginURL, LoadBalanceURL: b.LoadBalanceURL,
+		Username: b.Username, Password: b.Password, CAFile: b.CAFile,
+		TokenPath: b.TokenField, BrokerPath: b.BrokerField,
+		UsernamePath: b.MQTTUsernameField, PasswordPath: b.MQTTPasswordField,
+		AllowPlaintext: cfg.MQTT.AllowPlaintext,
+		// Two tries per fetch; the session retries further with its own
+		// jittered backoff, showing the bootstrap state meanwhile.
+		Attempts: 2,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MQTT.Broker.Host != "" {
+		log.Warn("mqtt.broker is ignored: [bootstrap] gets the broker from the account service")
+	}
+	return newBootstrapCreds(svc, cache, cfg.MQTT, b.RefreshInterval, log.With("part", "bootstrap")), nil
+}
+
+// staticCreds is the endpoint the configuration names.
+type staticCreds struct{ ep endpoint }
+
+func (s staticCreds) endpoint(context.Context) (endpoint, error)      { return s.ep, nil }
+func (staticCreds) refused()                                          {}
+func (staticCreds) refreshAt() time.Time                              { return time.Time{} }
+func (staticCreds) refresh(context.Context) (changed bool, err error) { return false, nil }
+
+// refusedCredentials: the broker refused the user name or password
+// (mosquitto says 5, others 4; PITFALLS.md).
+func refusedCredentials(err error) bool {
+	return errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised)
+}
+
+// credCache keeps the last good account-service credentials across restarts.
+type credCache interface {
+	Credentials() ([]byte, error)
+	SetCredentials([]byte) error
+}
+
+// fetcher is what the agent needs of the account-service client.
+type fetcher interface {
+	Fetch(ctx context.Context) (bootstrap.Credentials, error)
+}
+
+// bootstrapCreds gets the broker and MQTT credentials from the account
+// service (login, then loadBalance), like the script it replaces, and keeps
+// the last good ones in the store: a restart while the service is down
+// still connects. They are fetched again when the broker refuses them, when
+// the answer said they expire, and every refresh interval.
+//
+// Only the session goroutine calls it.
+type bootstrapCreds struct {
+	svc      fetcher
+	cache    credCache
+	mqtt     config.MQTT
+	interval time.Duration
+	log      *slog.Logger
+
+	cur   *bootstrap.Credentials
+	stale bool // the broker refused cur
+}
+
+// expiryMargin: refresh this long before the credentials say they expire.
+const expiryMargin = time.Minute
+
+func newBootstrapCreds(svc fetcher, cache credCache, m config.MQTT, interval time.Duration, log *slog.Logger) *bootstrapCreds {
+	b := &bootstrapCreds{svc: svc, cache: cache, mqtt: m, interval: interval, log: log}
+	raw, err := cache.Credentials()
+	if err != nil {
+		log.Error("read cached credentials", "err", err)
+		return b
+	}
+	if raw != nil {
+		var c bootstrap.Credentials
+		if err := c.UnmarshalBinary(raw); err != nil {
+			log.Warn("cached credentials unreadable; fetching new ones", "err", err)
+			return b
+		}
+		b.cur = &c
+		log.Info("using cached credentials from the account service", "broker", c.Broker.URL(),
+			"fetched_at", c.FetchedAt.UTC().Format(time.RFC3339))
+	}
+	return b
+}
+
+func (b *bootstrapCreds) endpoint(ctx context.Context) (endpoint, error) {
+	if b.cur == nil || b.stale {
+		if err := b.fetch(ctx); err != nil {
+			return endpoint{}, err
+		}
+	}
+	return endpointFor(b.mqtt, b.cur.Broker, b.cur.Username, b.cur.Password)
+}
+
+func (b *bootstrapCreds) fetch(ctx context.Context) error {
+	c, err := b.svc.Fetch(ctx)
+	if err != nil {
+		return err
+	}
+	b.cur, b.stale = &c, false
+	if raw, err := c.MarshalBinary(); err != nil {
+		b.log.Error("encode credentials for the cache", "err", err)
+	} else if err := b.cache.SetCredentials(raw); err != nil {
+		// Connecting matters more than the cache: go on.
+		b.log.Error("cache credentials", "err", err)
+	}
+	b.log.Info("credentials from the account service", "broker", c.Broker.URL(), "expires", c.Expires)
+	return nil
+}
+
+func (b *bootstrapCreds) refused() { b.stale = true }
+
+func (b *bootstrapCreds) refreshAt() time.Time {
+	if b.cur == nil {
+		return time.Time{}
+	}
+	at := b.cur.FetchedAt.Add(b.interval)
+	if !b.cur.Expires.IsZero() {
+		at = minTime(at, b.cur.Expires.Add(-expiryMargin))
+	}
+	return at
+}
+
+func (b *bootstrapCreds) refresh(ctx context.Context) (bool, error) {
+	old := *b.cur
+	if err := b.fetch(ctx); err != nil {
+		return false, err
+	}
+	return old.Broker != b.cur.Broker || old.Username != b.cur.Username || old.Password != b.cur.Password, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// describeBootstrapErr says why the account service gave no credentials,
+// and whether it refused the login (state auth) rather than being
+// unreachable (state bootstrap). bootstrap's errors carry no secret.
+func describeBootstrapErr(err error) (cause string, refused bool) {
+	var be *bootstrap.Error
+	if errors.As(err, &be) {
+		// A refused login and a failed TLS check do not cure themselves
+		// (state auth); an unreachable or malformed service may (bootstrap).
+		return "account service: " + be.Error(), be.Refused() || be.TLSFailed()
+	}
+	return fmt.Sprintf("account service: %v", err), false
+}
