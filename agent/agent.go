@@ -106,7 +106,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			ack: m.Ack,
 		})
 	}
-	sess := newSession(sc, h, log.With("part", "mqtt"), handler, newBackoff(reconnectMin, reconnectMax, nil))
+	creds, err := credentialsFrom(cfg, db, log)
+	if err != nil {
+		return err
+	}
+	sess := newSession(sc, creds, h, log.With("part", "mqtt"), handler, newBackoff(reconnectMin, reconnectMax, nil))
 	sess.outbox = db
 	disp := &dispatcher{
 		db: db, bank: bank, leds: panel, log: log.With("part", "command"),

@@ -31,6 +31,11 @@ type health struct {
 	authFailed bool   // the broker refused the credentials or TLS failed
 	connErr    string // last connection error, already free of secrets
 	since      time.Time
+	broker     string // where the session connects (it can change with bootstrap)
+
+	// Written by the session, from the account service.
+	bootstrapErr     string // why credentials could not be had; "" = fine
+	bootstrapRefused bool   // the service refused the login
 
 	// Written by the writer.
 	storageErr string
@@ -63,6 +68,20 @@ func (h *health) setDisconnected(now time.Time, cause string, auth bool) {
 	h.connErr = cause
 }
 
+func (h *health) setBroker(url string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.broker = url
+}
+
+// setBootstrap records why the account service gave no credentials ("" =
+// it did); refused marks a refusal of the login itself.
+func (h *health) setBootstrap(cause string, refused bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bootstrapErr, h.bootstrapRefused = cause, refused
+}
+
 func (h *health) setStorage(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -84,7 +103,9 @@ func (h *health) noteStored(n int, lastSeq uint64, at time.Time) {
 // healthSnapshot is a copy of health taken under its lock.
 type healthSnapshot struct {
 	Connected, Subscribed, AuthFailed bool
-	ConnErr, StorageErr               string
+	ConnErr, StorageErr, Broker       string
+	BootstrapErr                      string
+	BootstrapRefused                  bool
 	Since, LastMsgAt                  time.Time
 	Stored, LastSeq                   uint64
 }
@@ -94,7 +115,8 @@ func (h *health) snapshot() healthSnapshot {
 	defer h.mu.Unlock()
 	return healthSnapshot{
 		Connected: h.connected, Subscribed: h.subscribed, AuthFailed: h.authFailed,
-		ConnErr: h.connErr, StorageErr: h.storageErr,
+		ConnErr: h.connErr, StorageErr: h.storageErr, Broker: h.broker,
+		BootstrapErr: h.bootstrapErr, BootstrapRefused: h.bootstrapRefused,
 		Since: h.since, LastMsgAt: h.lastMsgAt,
 		Stored: h.stored, LastSeq: h.lastSeq,
 	}
@@ -106,8 +128,10 @@ func (s healthSnapshot) state(pending int) string {
 	switch {
 	case s.StorageErr != "":
 		return StateStorage
-	case s.AuthFailed:
+	case s.AuthFailed, s.BootstrapRefused:
 		return StateAuth
+	case s.BootstrapErr != "":
+		return StateBootstrap
 	case !s.Connected:
 		return StateConnecting
 	case pending > 0:
@@ -120,6 +144,9 @@ func (s healthSnapshot) state(pending int) string {
 func (s healthSnapshot) lastError() string {
 	if s.StorageErr != "" {
 		return s.StorageErr
+	}
+	if s.BootstrapErr != "" {
+		return s.BootstrapErr
 	}
 	return s.ConnErr
 }

@@ -16,20 +16,45 @@ import (
 )
 
 // sessionConfig is what the session needs, already resolved from the
-// configuration file (secrets included, so it is never logged whole).
+// configuration file.
 type sessionConfig struct {
-	BrokerURL   string      // "tls://host:port" or "tcp://host:port"
-	TLS         *tls.Config // nil for a plaintext broker
-	Username    string
-	Password    string
 	ClientID    string
 	NotifyTopic string
 	StatusTopic string // "" = no online/offline status
 	Keepalive   time.Duration
 	Insecure    bool // TLS verification is off: warned about at every connect
-	// CertAsked is set when the broker asked for a client certificate we
-	// do not have (nil without TLS or with a client certificate).
+}
+
+// endpoint is where and as whom one connection attempt connects (secrets
+// included, so it is never logged whole).
+type endpoint struct {
+	BrokerURL string      // "tls://host:port" or "tcp://host:port"
+	TLS       *tls.Config // nil for a plaintext broker
+	Username  string
+	Password  string
+	// CertAsked is set when the broker asked for a client certificate
+	// during the handshake (nil without TLS).
 	CertAsked *atomic.Bool
+	HasCert   bool // a client certificate is configured
+}
+
+func (e endpoint) same(o endpoint) bool {
+	return e.BrokerURL == o.BrokerURL && e.Username == o.Username && e.Password == o.Password
+}
+
+// credSource supplies the endpoint: from the configuration, or from the
+// account service (bootstrap).
+type credSource interface {
+	// endpoint returns what to connect with now.
+	endpoint(ctx context.Context) (endpoint, error)
+	// refused says the broker refused the credentials (CONNACK 4 or 5):
+	// the next endpoint call fetches new ones where that is possible.
+	refused()
+	// refreshAt is when the credentials should be fetched again while
+	// connected; zero = never.
+	refreshAt() time.Time
+	// refresh fetches them again and says whether the endpoint changed.
+	refresh(ctx context.Context) (changed bool, err error)
 }
 
 const (
@@ -43,6 +68,7 @@ const (
 // reconnects with jittered backoff, and hands each message to the writer.
 type session struct {
 	cfg     sessionConfig
+	creds   credSource
 	health  *health
 	log     *slog.Logger
 	handler mqtt.MessageHandler
@@ -69,24 +95,25 @@ func (s *session) wakeOutbox() {
 	}
 }
 
-func newSession(cfg sessionConfig, h *health, log *slog.Logger, handler mqtt.MessageHandler, bo *backoff) *session {
-	return &session{cfg: cfg, health: h, log: log, handler: handler, backoff: bo, now: time.Now,
+func newSession(cfg sessionConfig, creds credSource, h *health, log *slog.Logger, handler mqtt.MessageHandler, bo *backoff) *session {
+	return &session{cfg: cfg, creds: creds, health: h, log: log, handler: handler, backoff: bo, now: time.Now,
 		lost: make(chan error, 1), outboxWake: make(chan struct{}, 1)}
 }
 
-func (s *session) options() *mqtt.ClientOptions {
+func (s *session) options(ep endpoint) *mqtt.ClientOptions {
 	o := mqtt.NewClientOptions().
-		AddBroker(s.cfg.BrokerURL).
+		AddBroker(ep.BrokerURL).
 		SetClientID(s.cfg.ClientID).
-		SetUsername(s.cfg.Username).
-		SetPassword(s.cfg.Password).
+		SetUsername(ep.Username).
+		SetPassword(ep.Password).
 		// A stable client id plus CleanSession(false) makes the broker keep
 		// QoS 1 messages while the gateway is away (PITFALLS.md).
 		SetCleanSession(false).
 		// 3.1.1 only: paho's silent fallback to 3.1 hides the real CONNACK code.
 		SetProtocolVersion(4).
 		SetKeepAlive(s.cfg.Keepalive).
-		SetPingTimeout(10 * time.Second).
+		// A half-open connection is noticed within keepalive plus this.
+		SetPingTimeout(min(10*time.Second, s.cfg.Keepalive)).
 		SetConnectTimeout(connectTimeout).
 		SetWriteTimeout(opTimeout).
 		// We own reconnection (jitter, a cap near a minute, a state an
@@ -106,8 +133,8 @@ func (s *session) options() *mqtt.ClientOptions {
 			default:
 			}
 		})
-	if s.cfg.TLS != nil {
-		o.SetTLSConfig(s.cfg.TLS.Clone())
+	if ep.TLS != nil {
+		o.SetTLSConfig(ep.TLS.Clone())
 	}
 	if s.cfg.StatusTopic != "" {
 		o.SetWill(s.cfg.StatusTopic, statusOffline, 1, true)
@@ -115,41 +142,66 @@ func (s *session) options() *mqtt.ClientOptions {
 	return o
 }
 
+// refreshRetry paces new attempts after a failed credential refresh while
+// connected (the connection goes on with the credentials it has).
+const refreshRetry = 5 * time.Minute
+
 // run holds the session until ctx ends, then says offline and disconnects.
 func (s *session) run(ctx context.Context) {
-	client := mqtt.NewClient(s.options())
+	var (
+		client mqtt.Client
+		cur    endpoint
+	)
 	for {
 		select {
 		case <-s.lost: // a stale notification from the previous connection
 		default:
 		}
+		ep, err := s.creds.endpoint(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			cause, refused := describeBootstrapErr(err)
+			s.health.setBootstrap(cause, refused)
+			if !s.wait(ctx, cause) {
+				return
+			}
+			continue
+		}
+		s.health.setBootstrap("", false)
+		if client == nil || !ep.same(cur) {
+			// paho binds the broker and credentials to the client: a new
+			// endpoint needs a new client (same client id, same session).
+			client, cur = mqtt.NewClient(s.options(ep)), ep
+		}
+		s.health.setBroker(ep.BrokerURL)
 		if s.cfg.Insecure {
 			s.log.Warn("TLS certificate verification is OFF (mqtt.insecure_skip_verify = true): anyone on the path can impersonate the broker")
 		}
-		s.log.Info("connecting", "broker", s.cfg.BrokerURL, "client_id", s.cfg.ClientID)
-		if s.cfg.CertAsked != nil {
-			s.cfg.CertAsked.Store(false)
+		s.log.Info("connecting", "broker", ep.BrokerURL, "client_id", s.cfg.ClientID)
+		if ep.CertAsked != nil {
+			ep.CertAsked.Store(false)
 		}
-		err := s.connect(ctx, client)
+		err = s.connect(ctx, client)
 		if err == nil {
 			s.backoff.reset()
-			if s.cfg.CertAsked != nil {
-				s.cfg.CertAsked.Store(false) // a later loss is no certificate refusal
+			if ep.CertAsked != nil {
+				ep.CertAsked.Store(false) // a later loss is no certificate refusal
 			}
 			s.health.setConnected(s.now())
-			s.log.Info("connected and subscribed", "broker", s.cfg.BrokerURL, "topic", s.cfg.NotifyTopic)
-			pubCtx, stopPub := context.WithCancel(ctx)
-			pubDone := make(chan struct{})
-			go func() { defer close(pubDone); s.publishOutbox(pubCtx, client) }()
-			select {
-			case <-ctx.Done():
-			case err = <-s.lost:
-			}
-			stopPub()
-			<-pubDone
+			s.log.Info("connected and subscribed", "broker", ep.BrokerURL, "topic", s.cfg.NotifyTopic)
+			var changed bool
+			err, changed = s.hold(ctx, client)
 			if ctx.Err() != nil {
 				s.shutdown(client)
 				return
+			}
+			if changed {
+				s.log.Info("credentials changed; reconnecting with the new ones")
+				s.health.setDisconnected(s.now(), "reconnecting with new credentials", false)
+				client.Disconnect(250)
+				continue
 			}
 		} else if ctx.Err() != nil {
 			if client.IsConnected() {
@@ -158,16 +210,79 @@ func (s *session) run(ctx context.Context) {
 			return
 		}
 		cause, auth := describeConnErr(err)
-		if !auth && s.cfg.CertAsked != nil && s.cfg.CertAsked.Load() {
-			cause, auth = "TLS: the broker requires a client certificate and none is configured; set mqtt.cert_file and mqtt.key_file ("+cause+")", true
+		if !auth && ep.CertAsked != nil && ep.CertAsked.Load() {
+			if ep.HasCert {
+				cause = "TLS: the broker rejected the client certificate; check mqtt.cert_file and mqtt.key_file, and that the broker trusts their CA (" + cause + ")"
+			} else {
+				cause = "TLS: the broker requires a client certificate and none is configured; set mqtt.cert_file and mqtt.key_file (" + cause + ")"
+			}
+			auth = true
+		}
+		if refusedCredentials(err) {
+			s.creds.refused()
 		}
 		s.health.setDisconnected(s.now(), cause, auth)
-		wait := s.backoff.next()
-		s.log.Warn("not connected", "cause", cause, "retry_in", wait.Round(time.Millisecond))
+		if !s.wait(ctx, cause) {
+			return
+		}
+	}
+}
+
+// wait sleeps the next backoff interval; false if ctx ended.
+func (s *session) wait(ctx context.Context, cause string) bool {
+	d := s.backoff.next()
+	s.log.Warn("not connected", "cause", cause, "retry_in", d.Round(time.Millisecond))
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// hold keeps a connected session: it publishes the outbox, refreshes the
+// credentials when due, and returns when the connection is lost (its
+// error), when ctx ends, or when refreshed credentials differ (changed).
+func (s *session) hold(ctx context.Context, client mqtt.Client) (lost error, changed bool) {
+	pubCtx, stopPub := context.WithCancel(ctx)
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); s.publishOutbox(pubCtx, client) }()
+	defer func() { stopPub(); <-pubDone }()
+	retryAt := time.Time{}
+	for {
+		var refresh <-chan time.Time
+		var timer *time.Timer
+		if at := s.creds.refreshAt(); !at.IsZero() {
+			if retryAt.After(at) {
+				at = retryAt
+			}
+			timer = time.NewTimer(max(time.Until(at), 0))
+			refresh = timer.C
+		}
+		stop := func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-time.After(wait):
+			stop()
+			return nil, false
+		case err := <-s.lost:
+			stop()
+			return err, false
+		case <-refresh:
+			changed, err := s.creds.refresh(ctx)
+			if err != nil {
+				cause, _ := describeBootstrapErr(err)
+				s.log.Warn("credential refresh failed; keeping the current ones", "cause", cause, "retry_in", refreshRetry)
+				retryAt = time.Now().Add(refreshRetry)
+				continue
+			}
+			retryAt = time.Time{}
+			if changed {
+				return nil, true
+			}
 		}
 	}
 }

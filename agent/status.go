@@ -98,7 +98,7 @@ func (s *statusSource) build() Status {
 		DeviceID:         s.cfg.DeviceID,
 		State:            state,
 		Connected:        snap.Connected,
-		Broker:           s.sc.BrokerURL,
+		Broker:           snap.Broker,
 		ClientID:         s.sc.ClientID,
 		Since:            snap.Since.UTC(),
 		Inbox:            InboxStatus{Total: st.Total, Pending: st.Pending, LastSeq: st.LastSeq, Bytes: st.Bytes},

@@ -44,12 +44,19 @@ func tlsConfig(m config.MQTT, certAsked *atomic.Bool) (*tls.Config, error) {
 			return nil, fmt.Errorf("mqtt.cert_file/key_file: %w", err)
 		}
 		tc.Certificates = []tls.Certificate{pair}
-	} else if certAsked != nil {
-		// Without a client certificate, note whether the broker asked for
-		// one: under TLS 1.3 its refusal can arrive as a reset after the
-		// handshake, which would otherwise read as "unreachable".
+	}
+	if certAsked != nil {
+		// Note whether the broker asked for a client certificate: under TLS
+		// 1.3 it checks (or misses) it after the handshake, and its refusal
+		// can arrive as a reset on our first write, which would otherwise
+		// read as "unreachable".
+		own := tc.Certificates
+		tc.Certificates = nil
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			certAsked.Store(true)
+			if len(own) > 0 {
+				return &own[0], nil
+			}
 			return &tls.Certificate{}, nil
 		}
 	}
@@ -67,26 +74,12 @@ type clientSuffixer interface {
 // would throw away the broker's persistent session and its queued messages.
 func sessionConfigFrom(cfg *config.Config, db clientSuffixer) (sessionConfig, error) {
 	m := cfg.MQTT
-	if cfg.Bootstrap.Enabled() && m.Broker.Host == "" {
-		return sessionConfig{}, fmt.Errorf("bootstrap from the account service is not supported by this version yet: set mqtt.broker, mqtt.username and mqtt.password_file")
-	}
 	sc := sessionConfig{
-		BrokerURL:   m.Broker.URL(),
-		Username:    m.Username,
-		Password:    m.Password,
 		ClientID:    m.ClientID,
 		NotifyTopic: m.NotifyTopic,
 		StatusTopic: m.StatusTopic,
 		Keepalive:   m.Keepalive,
 		Insecure:    m.InsecureSkipVerify,
-	}
-	if m.Broker.TLS {
-		sc.CertAsked = new(atomic.Bool)
-		tc, err := tlsConfig(m, sc.CertAsked)
-		if err != nil {
-			return sessionConfig{}, err
-		}
-		sc.TLS = tc
 	}
 	if sc.ClientID == "" {
 		n, err := db.ClientSuffix(func() int { return 1 + rand.IntN(9999) })
@@ -96,4 +89,20 @@ func sessionConfigFrom(cfg *config.Config, db clientSuffixer) (sessionConfig, er
 		sc.ClientID = cfg.DeviceID + "@" + strconv.Itoa(n)
 	}
 	return sc, nil
+}
+
+// endpointFor builds the endpoint for broker b with the [mqtt] TLS
+// settings (ca_file, client certificate, server_name) and the credentials.
+func endpointFor(m config.MQTT, b config.Broker, username, password string) (endpoint, error) {
+	ep := endpoint{BrokerURL: b.URL(), Username: username, Password: password, HasCert: m.CertFile != ""}
+	if b.TLS {
+		m.Broker = b
+		ep.CertAsked = new(atomic.Bool)
+		tc, err := tlsConfig(m, ep.CertAsked)
+		if err != nil {
+			return endpoint{}, err
+		}
+		ep.TLS = tc
+	}
+	return ep, nil
 }

@@ -46,6 +46,9 @@ type rig struct {
 	cfgPath string
 	device  string
 	extra   string // appended to the config: [leds], [[relay]], [store]
+	// noMQTTCreds leaves broker, username and password out of [mqtt]
+	// (they come from the account service).
+	noMQTTCreds bool
 	// dataDirOverride, when set, is data_dir (a small file system).
 	dataDirOverride string
 	env             []string
@@ -78,6 +81,11 @@ func (r *rig) writeConfig(over map[string]string) {
 		"password_file": fmt.Sprintf("%q", filepath.Join(r.dir, "mqtt.pass")),
 		"ca_file":       fmt.Sprintf("%q", r.pki.CAFile),
 		"keepalive":     `"5s"`,
+	}
+	if r.noMQTTCreds {
+		delete(mq, "broker")
+		delete(mq, "username")
+		delete(mq, "password_file")
 	}
 	for k, v := range over {
 		mq[k] = v
