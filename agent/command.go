@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -86,7 +87,9 @@ func parseCommand(p []byte) (command, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return command{}, &cmdError{Code: codeBadJSON, Message: "payload starts with '{' but is not valid JSON: " + err.Error()}
 	}
-	if dec.More() {
+	// Only white space may follow the object. Not dec.More(): it reports
+	// false before a '}' or ']', so `{…}}` would pass as valid JSON and run.
+	if rest := bytes.TrimLeft(p[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return command{}, &cmdError{Code: codeBadJSON, Message: "payload has data after its JSON object"}
 	}
 	if _, ok := raw["method"]; !ok {
@@ -194,8 +197,17 @@ func okReply(id string, result any) []byte {
 	return b
 }
 
+// maxReplyMessage bounds a refusal's message: it quotes what the sender
+// wrote (a method, a relay name, a key), and a 256 KiB method must not come
+// back as a 256 KiB reply kept in the outbox.
+const maxReplyMessage = 512
+
 func errorReply(e *cmdError) []byte {
-	r := reply{Error: &replyError{Code: e.Code, Message: e.Message}}
+	msg := e.Message
+	if len(msg) > maxReplyMessage {
+		msg = fmt.Sprintf("%s… (%d bytes in all)", strings.ToValidUTF8(msg[:maxReplyMessage-32], ""), len(msg))
+	}
+	r := reply{Error: &replyError{Code: e.Code, Message: msg}}
 	if e.HasID {
 		r.ID = &e.ID
 	}
