@@ -113,6 +113,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	opts := agent.Options{Version: version, Logger: log}
+	withSystemd(&opts, log) // READY=1 and watchdog pings under systemd; nothing without it
 	// A test hook, named so nobody sets it by accident: the fault tests
 	// kill the agent between a relay's move and its recorded reply.
 	if os.Getenv("EDGE_AGENT_FAILPOINT") == "after-relay-move" {
