@@ -1,0 +1,424 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/edge-agent/edge-agent/agent/agenttest"
+	"github.com/edge-agent/edge-agent/agent/control"
+	"github.com/edge-agent/edge-agent/store"
+)
+
+// powerRelays: a relay driven by toggles (each execution flips it, so an
+// execution twice shows in its state) and one driven by explicit sets.
+const powerRelays = `
+[[relay]]
+name = "tog"
+pin = "GPIO5"
+power_on = "restore"
+
+[[relay]]
+name = "set"
+pin = "GPIO6"
+power_on = "restore"
+`
+
+// runPower streams numbered QoS 1 notifications with a command every eighth
+// message and SIGKILLs the agent p.kills times: at random instants (some
+// during start-up, while the store checks its file), and inside the commit
+// path through strace (some followed by a torn unsynced write). Then:
+// every acknowledged message is stored, no command id executed twice, the
+// relays are in the state the executed commands imply, and every start
+// opened the store and passed its check.
+func runPower(e *env, p params, r *result) {
+	if !needTools(r, false, "strace") {
+		return
+	}
+	rnd := rng(p, "power")
+	m, err := e.broker("power", agenttest.MosquittoOptions{})
+	if err != nil {
+		r.fail("%v", err)
+		return
+	}
+	defer m.Stop()
+	dir := e.sub("power")
+	cfg := newAgentConfig("faults-power", m.URL)
+	cfg.extra = powerRelays
+	cfgPath, err := e.writeConfig(dir, cfg)
+	if err != nil {
+		r.fail("%v", err)
+		return
+	}
+	notify := "/sys/" + cfg.device + "/thing/push/notify"
+	replyTopic := "/sys/" + cfg.device + "/thing/push/reply"
+	rl, err := e.replies(m.URL, replyTopic, "faults-power-replies")
+	if err != nil {
+		r.fail("%v", err)
+		return
+	}
+	defer rl.close()
+
+	// A command every eighth message; set values come from the seed.
+	setOn := map[int]bool{}
+	for k := 0; k < 1<<16; k++ {
+		setOn[k] = rnd.IntN(2) == 0
+	}
+	s := e.newStream(m.URL, "faults-power-pub", notify, "power", 2*time.Millisecond)
+	s.payload = func(i int) []byte {
+		if i%8 != 7 {
+			return textOrBinary("power", i)
+		}
+		k := i / 8
+		if k%2 == 0 {
+			return []byte(fmt.Sprintf(`{"id":"tog-%d","method":"relay.toggle","params":{"relay":"tog"}}`, k))
+		}
+		return []byte(fmt.Sprintf(`{"id":"set-%d","method":"relay.set","params":{"relay":"set","on":%v}}`, k, setOn[k%(1<<16)]))
+	}
+
+	var runs []*agentProc
+	first, err := e.startAgent(cfgPath, nil)
+	if err != nil {
+		r.fail("%v", err)
+		return
+	}
+	if _, err := waitStatus(cfg.dataDir, 15*time.Second, func(s status) bool { return s.Connected }); err != nil {
+		r.fail("first start: %v\n%s", err, tail(first.Log(), 20))
+		first.kill()
+		return
+	}
+	runs = append(runs, first)
+	s.start(0)
+	cur := first
+
+	var (
+		randomKills, preOpen, syscallKills, fallback, torn int
+		straceRuns, bootsChecked                           int
+		expectBoot                                         map[string]store.RelayState
+		phases                                             = map[string]int{}
+		storeOpens                                         int
+		checkErrs                                          int
+	)
+	scratch := e.sub("power-scratch")
+	const (
+		kindRandom  = iota // a random instant once the store is open
+		kindStartup        // during start-up: the store's check and open
+		kindSyscall        // under strace, at an injected call in a commit
+	)
+	kind := kindRandom
+	for k := 0; k < p.kills; k++ {
+		switch kind {
+		case kindRandom:
+			if !cur.waitLog("store open", 10*time.Second) {
+				r.fail("run %d: no \"store open\" within 10 s:\n%s", len(runs), tail(cur.Log(), 10))
+			}
+			time.Sleep(time.Duration(30+rnd.IntN(700)) * time.Millisecond)
+			cur.kill()
+			randomKills++
+		case kindStartup:
+			time.Sleep(time.Duration(rnd.IntN(40)) * time.Millisecond)
+			cur.kill()
+			randomKills++
+			preOpen++
+		case kindSyscall:
+			select {
+			case <-cur.done:
+			case <-time.After(6 * time.Second):
+				cur.kill()
+				fallback++
+			}
+		}
+		if !cur.killedBySIGKILL() {
+			r.fail("run %d ended by itself (%v), not by SIGKILL:\n%s", len(runs), cur.state, tail(cur.Log(), 15))
+		}
+		opened := strings.Contains(cur.Log(), "store open")
+		if opened {
+			storeOpens++
+		} else if kind == kindRandom {
+			r.fail("run %d never reached \"store open\":\n%s", len(runs), tail(cur.Log(), 10))
+		}
+		if kind == kindSyscall {
+			straceRuns++
+			trace := cur.cmd.Args[6]
+			ck, err := parseTrace(trace)
+			if err != nil {
+				r.fail("trace: %v", err)
+			}
+			if ck.landed {
+				syscallKills++
+				phases[ck.phase]++
+				// Half of the kills become power cuts: the writes since the
+				// last completed fdatasync torn.
+				if len(ck.unsynced) > 0 && rnd.IntN(2) == 0 {
+					n, err := tear(filepath.Join(cfg.dataDir, store.FileName), ck.unsynced, rnd)
+					if err != nil {
+						r.fail("tear: %v", err)
+					}
+					if n > 0 {
+						torn++
+					}
+				}
+			} else {
+				randomKills++
+			}
+			os.Remove(trace)
+		}
+		// The file must pass the store's check after every kill.
+		recorded, err := checkStoreOffline(cfg.dataDir, scratch)
+		if err != nil {
+			checkErrs++
+			r.fail("after kill %d the database fails its check: %v", k+1, err)
+		}
+		// The run just killed came up with its relays at the state the
+		// previous one left recorded (power_on = restore), straight away.
+		if checkBoot(r, len(runs), cur.Log(), expectBoot) {
+			bootsChecked++
+		}
+		expectBoot = recorded
+
+		// The next run, and how it will be killed; the last one is not.
+		kind = kindRandom
+		if k+1 < p.kills {
+			switch x := rnd.Float64(); {
+			case x < 0.08:
+				kind = kindStartup
+			case x < 0.4:
+				kind = kindSyscall
+			}
+		}
+		var wrap []string
+		if kind == kindSyscall {
+			name := []string{"pwrite64", "fdatasync"}[rnd.IntN(2)]
+			wrap = straceArgs(filepath.Join(scratch, fmt.Sprintf("trace-%d", k)), name, 2+rnd.IntN(10))
+		}
+		next, err := e.startAgent(cfgPath, nil, wrap...)
+		if err != nil {
+			r.fail("%v", err)
+			break
+		}
+		runs = append(runs, next)
+		cur = next
+		e.logf("power: kill %d/%d done, %d acked so far", k+1, p.kills, s.ackedLen())
+	}
+	s.finish()
+	// The final run, the last in the list, must take everything.
+	cur.waitLog("store open", 10*time.Second)
+	cur.waitLog("pin=GPIO6", 10*time.Second)
+	if checkBoot(r, len(runs), cur.Log(), expectBoot) {
+		bootsChecked++
+	}
+	if strings.Contains(cur.Log(), "store open") {
+		storeOpens++
+	}
+	acked := s.ackedCopy()
+	rep, err := waitAllStored(cfg.dataDir, acked, 60*time.Second, 10*time.Second)
+	if err != nil {
+		r.fail("final run: %v\n%s", err, tail(cur.Log(), 20))
+		return
+	}
+	tally(rep)
+	if _, err := waitStatus(cfg.dataDir, 30*time.Second, func(s status) bool {
+		return s.Inbox.Pending == 0 && s.Outbox.Pending == 0
+	}); err != nil {
+		r.fail("commands not all executed and answered: %v", err)
+	}
+	recs, err := export(cfg.dataDir)
+	if err != nil {
+		r.fail("export: %v", err)
+		return
+	}
+	final, err := getStatus(cfg.dataDir)
+	if err != nil {
+		r.fail("status: %v", err)
+	}
+	// Give the last replies a moment to reach the subscriber.
+	time.Sleep(500 * time.Millisecond)
+	replies, _ := rl.snapshot()
+
+	var logs []string
+	for _, run := range runs {
+		logs = append(logs, run.Log())
+	}
+	cc := checkCommands(recs, replies, logs, final)
+	for _, f := range cc.failures {
+		r.fail("%s", f)
+	}
+
+	if err := cur.term(10 * time.Second); err != nil {
+		r.fail("final SIGTERM: %v", err)
+	}
+	if _, err := checkStoreOffline(cfg.dataDir, scratch); err != nil {
+		r.fail("after the final stop the database fails its check: %v", err)
+	}
+	if rep.lost > 0 {
+		r.fail("%d of %d acknowledged messages lost (first: %s)", rep.lost, rep.acked, rep.firstLost)
+	}
+	kills := randomKills + syscallKills
+	if kills < p.kills {
+		r.fail("only %d kills landed, want %d", kills, p.kills)
+	}
+	var ph []string
+	for _, name := range []string{"data write", "data fsync", "meta write", "meta fsync"} {
+		ph = append(ph, fmt.Sprintf("%s %d", name, phases[name]))
+	}
+	r.fig("kills", "%d (%d at random instants, %d of them during start-up; %d inside a commit)", kills, randomKills, preOpen, syscallKills)
+	r.fig("kills inside a commit", "%s; %d then torn as by a power cut", strings.Join(ph, ", "), torn)
+	if n := straceRuns - syscallKills; n > 0 {
+		r.note("%d of %d runs under strace were not killed by the injection (%d did not reach their Nth call within 6 s) and count as random kills", n, straceRuns, fallback)
+	}
+	r.fig("runs that opened the store and passed its check", "%d of %d (the others killed during start-up)", storeOpens, len(runs))
+	r.fig("offline checks after each kill", "%d failed", checkErrs)
+	r.fig("boots with each relay line straight at its recorded state", "%d (every run that got as far as its relays)", bootsChecked)
+	r.fig("messages acknowledged by the broker", "%d (%d publishes not acknowledged)", rep.acked, s.failed)
+	r.fig("acknowledged messages lost", "%d", rep.lost)
+	r.fig("duplicates stored", "%d", rep.dups)
+	r.fig("commands executed", "%d (%d toggles, %d sets)", cc.executed, cc.toggles, cc.sets)
+	r.fig("command ids executed twice", "%d", cc.twice)
+	r.fig("replies", "%d (%d resent for redelivered ids)", len(replies), cc.resent)
+	r.fig("final relays", "tog=%v (want %v), set=%v (want %v)", final.Relays["tog"].On, cc.wantTog, final.Relays["set"].On, cc.wantSet)
+	summarise("kills", "%d (%d random, %d in commit path, %d torn)", kills, randomKills, syscallKills, torn)
+	summarise("acked", "%d", rep.acked)
+	summarise("lost", "%d", rep.lost)
+	summarise("dups", "%d", rep.dups)
+	summarise("commands", "%d", cc.executed)
+	summarise("twice", "%d", cc.twice)
+}
+
+// powerPins are the relays' lines (powerRelays); active high.
+var powerPins = map[string]string{"tog": "GPIO5", "set": "GPIO6"}
+
+// checkBoot checks a run's first level of each relay line against the
+// state recorded before it started. It reports whether the run got as far
+// as setting its lines up.
+func checkBoot(r *result, run int, log string, recorded map[string]store.RelayState) bool {
+	checked := false
+	for name, pin := range powerPins {
+		m := regexp.MustCompile(`msg="sim gpio" part=hw pin=` + pin + ` high=(true|false) initial=(true|false)`).FindStringSubmatch(log)
+		if m == nil {
+			continue
+		}
+		checked = true
+		want := recorded[name].On
+		if m[2] != "true" || (m[1] == "true") != want {
+			r.fail("run %d: relay %s's line first went high=%s initial=%s; recorded on=%v: it must come up there directly", run, name, m[1], m[2], want)
+		}
+	}
+	return checked
+}
+
+// commandCheck is what the inbox, the replies and the logs say about the
+// commands.
+type commandCheck struct {
+	executed, toggles, sets, twice, resent int
+	wantTog, wantSet                       bool
+	failures                               []string
+}
+
+var reSwitched = regexp.MustCompile(`msg="relay switched" part=command relay=(\w+) on=(true|false) .*id=(\S+)`)
+
+func checkCommands(recs []control.Record, replies []map[string]any, logs []string, final status) commandCheck {
+	var cc commandCheck
+	fail := func(format string, args ...any) {
+		if len(cc.failures) < 10 {
+			cc.failures = append(cc.failures, fmt.Sprintf(format, args...))
+		}
+	}
+	// Execution order: the first stored copy of each id, in seq order (one
+	// dispatcher executes pending records oldest first).
+	type cmd struct {
+		id     string
+		toggle bool
+		on     bool // set: the value asked for; toggle: the state it must produce
+	}
+	seen := map[string]bool{}
+	var order []cmd
+	tog := false
+	for _, rec := range recs {
+		b, _ := rec.Bytes()
+		if len(b) == 0 || b[0] != '{' {
+			continue
+		}
+		var v struct {
+			ID     string `json:"id"`
+			Method string `json:"method"`
+			Params struct {
+				On *bool `json:"on"`
+			} `json:"params"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			fail("stored command %d is not JSON: %v", rec.Seq, err)
+			continue
+		}
+		if seen[v.ID] {
+			continue
+		}
+		seen[v.ID] = true
+		switch v.Method {
+		case "relay.toggle":
+			tog = !tog
+			order = append(order, cmd{id: v.ID, toggle: true, on: tog})
+			cc.toggles++
+		case "relay.set":
+			order = append(order, cmd{id: v.ID, on: *v.Params.On})
+			cc.sets++
+			cc.wantSet = *v.Params.On
+		}
+	}
+	cc.wantTog = tog
+	cc.executed = len(order)
+
+	// Each id: at least one reply, every reply the same, ok, and the state
+	// its position in the order implies. A toggle executed twice shifts
+	// every later toggle's state.
+	by := byID(replies)
+	for _, c := range order {
+		rs := by[c.id]
+		if len(rs) == 0 {
+			fail("command %s executed but never answered", c.id)
+			continue
+		}
+		cc.resent += len(rs) - 1
+		for _, r := range rs[1:] {
+			if !reflect.DeepEqual(r, rs[0]) {
+				fail("command %s answered differently: %v then %v", c.id, rs[0], r)
+				break
+			}
+		}
+		res, _ := rs[0]["result"].(map[string]any)
+		if rs[0]["ok"] != true || res["on"] != c.on {
+			fail("command %s: reply %v, want ok with on=%v", c.id, rs[0], c.on)
+		}
+	}
+	// The agents' logs: a second "relay switched" for one id is a second
+	// execution, whatever the replies say.
+	switched := map[string]int{}
+	for _, l := range logs {
+		for _, m := range reSwitched.FindAllStringSubmatch(l, -1) {
+			switched[m[3]]++
+		}
+	}
+	var twice []string
+	for id, n := range switched {
+		if n > 1 {
+			twice = append(twice, id)
+		}
+	}
+	sort.Strings(twice)
+	cc.twice = len(twice)
+	if len(twice) > 0 {
+		fail("command ids executed more than once: %v", twice)
+	}
+	if final.Relays["tog"].On != cc.wantTog {
+		fail("relay tog is on=%v after %d toggles, want %v", final.Relays["tog"].On, cc.toggles, cc.wantTog)
+	}
+	if cc.sets > 0 && final.Relays["set"].On != cc.wantSet {
+		fail("relay set is on=%v, want %v (the last set executed)", final.Relays["set"].On, cc.wantSet)
+	}
+	return cc
+}
