@@ -22,30 +22,19 @@ const reconnectCap = 60 * time.Second
 // the agent is back within its first backoff step each time.
 func runBrokerRestarts(e *env, p params, r *result) {
 	rnd := rng(p, "broker")
-	m, err := e.broker("restarts", agenttest.MosquittoOptions{Persistence: true})
-	if err != nil {
-		r.fail("%v", err)
+	m := e.scenarioBroker(r, "restarts", agenttest.MosquittoOptions{Persistence: true})
+	if m == nil {
 		return
 	}
 	defer m.Stop()
 	dir := e.sub("broker")
 	cfg := newAgentConfig("faults-broker", m.URL)
-	cfgPath, err := e.writeConfig(dir, cfg)
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
-	notify := "/sys/" + cfg.device + "/thing/push/notify"
-	a, err := e.startAgent(cfgPath, nil)
-	if err != nil {
-		r.fail("%v", err)
+	cfgPath, a, _, ok := e.startConnected(r, dir, cfg, nil)
+	if !ok {
 		return
 	}
 	defer a.kill()
-	if _, err := waitStatus(cfg.dataDir, 15*time.Second, func(s status) bool { return s.Connected }); err != nil {
-		r.fail("%v", err)
-		return
-	}
+	notify := cfg.topic("notify")
 
 	// Clean restarts during a stream.
 	restarts := 4
@@ -74,12 +63,10 @@ func runBrokerRestarts(e *env, p params, r *result) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	s.finish()
-	rep, err := waitAllStored(cfg.dataDir, s.ackedCopy(), 60*time.Second, 10*time.Second)
-	if err != nil {
-		r.fail("%v", err)
+	rep, ok := allStored(r, cfg.dataDir, s.ackedCopy(), 60*time.Second)
+	if !ok {
 		return
 	}
-	tally(rep)
 	if rep.lost > 0 {
 		r.fail("broker restarts: %d of %d acknowledged messages lost (first %s)", rep.lost, rep.acked, rep.firstLost)
 	}
@@ -154,12 +141,10 @@ func runBrokerRestarts(e *env, p params, r *result) {
 		return
 	}
 	crashRecov := max(st.Since.Sub(up), 0)
-	rep2, err := waitAllStored(cfg.dataDir, acked, 60*time.Second, 10*time.Second)
-	if err != nil {
-		r.fail("%v", err)
+	rep2, ok := allStored(r, cfg.dataDir, acked, 60*time.Second)
+	if !ok {
 		return
 	}
-	tally(rep2)
 	if rep2.lost > 0 {
 		r.fail("broker crash: %d of %d saved messages lost (first %s)", rep2.lost, rep2.acked, rep2.firstLost)
 	}
@@ -175,30 +160,19 @@ func runBrokerRestarts(e *env, p params, r *result) {
 // reconnects within its backoff cap and receives what was published for it
 // in the meantime.
 func runOutage(e *env, p params, r *result) {
-	m, err := e.broker("outage", agenttest.MosquittoOptions{Persistence: true})
-	if err != nil {
-		r.fail("%v", err)
+	m := e.scenarioBroker(r, "outage", agenttest.MosquittoOptions{Persistence: true})
+	if m == nil {
 		return
 	}
 	defer m.Stop()
 	dir := e.sub("outage")
 	cfg := newAgentConfig("faults-outage", m.URL)
-	cfgPath, err := e.writeConfig(dir, cfg)
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
-	notify := "/sys/" + cfg.device + "/thing/push/notify"
-	a, err := e.startAgent(cfgPath, nil)
-	if err != nil {
-		r.fail("%v", err)
+	_, a, _, ok := e.startConnected(r, dir, cfg, nil)
+	if !ok {
 		return
 	}
 	defer a.kill()
-	if _, err := waitStatus(cfg.dataDir, 15*time.Second, func(s status) bool { return s.Connected }); err != nil {
-		r.fail("%v", err)
-		return
-	}
+	notify := cfg.topic("notify")
 	if err := m.Stop(); err != nil {
 		r.fail("stop mosquitto: %v", err)
 	}
@@ -232,12 +206,10 @@ func runOutage(e *env, p params, r *result) {
 	}
 	<-s.done
 	recov := max(st.Since.Sub(up), 0)
-	rep, err := waitAllStored(cfg.dataDir, s.ackedCopy(), 30*time.Second, 10*time.Second)
-	if err != nil {
-		r.fail("%v", err)
+	rep, ok := allStored(r, cfg.dataDir, s.ackedCopy(), 30*time.Second)
+	if !ok {
 		return
 	}
-	tally(rep)
 	if rep.lost > 0 {
 		r.fail("%d of %d messages published after the outage lost", rep.lost, rep.acked)
 	}
@@ -254,9 +226,8 @@ func runOutage(e *env, p params, r *result) {
 // for p.brokerDown and measures when each comes back: jittered backoff must
 // spread them out, not bring them back in lockstep.
 func runSpread(e *env, p params, r *result) {
-	m, err := e.broker("spread", agenttest.MosquittoOptions{})
-	if err != nil {
-		r.fail("%v", err)
+	m := e.scenarioBroker(r, "spread", agenttest.MosquittoOptions{})
+	if m == nil {
 		return
 	}
 	defer m.Stop()

@@ -60,9 +60,8 @@ func runDiskFull(e *env, p params, r *result) {
 	if !needTools(r, true, "mkfs.ext4", "mount", "umount") {
 		return
 	}
-	m, err := e.broker("disk", agenttest.MosquittoOptions{})
-	if err != nil {
-		r.fail("%v", err)
+	m := e.scenarioBroker(r, "disk", agenttest.MosquittoOptions{})
+	if m == nil {
 		return
 	}
 	defer m.Stop()
@@ -81,33 +80,17 @@ func runDiskFull(e *env, p params, r *result) {
 	cfg := newAgentConfig("faults-disk", m.URL)
 	cfg.dataDir = filepath.Join(mnt, "data")
 	cfg.extra = diskRelays
-	cfgPath, err := e.writeConfig(dir, cfg)
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
-	notify := "/sys/" + cfg.device + "/thing/push/notify"
-	a, err := e.startAgent(cfgPath, nil)
-	if err != nil {
-		r.fail("%v", err)
+	cfgPath, a, _, ok := e.startConnected(r, dir, cfg, nil)
+	if !ok {
 		return
 	}
 	defer func() { a.kill() }()
-	if _, err := waitStatus(cfg.dataDir, 15*time.Second, func(s status) bool { return s.Connected }); err != nil {
-		r.fail("%v", err)
-		return
-	}
-	rl, err := e.replies(m.URL, "/sys/"+cfg.device+"/thing/push/reply", "faults-disk-replies")
-	if err != nil {
-		r.fail("%v", err)
+	notify := cfg.topic("notify")
+	rl, pub, ok := e.cloudClients(r, m.URL, cfg, "faults-disk")
+	if !ok {
 		return
 	}
 	defer rl.close()
-	pub, err := e.publisher(m.URL, "faults-disk-pub")
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
 	defer pub.Disconnect(100)
 	send := func(payload []byte) bool {
 		if err := agenttest.PublishQoS1(pub, notify, payload, 10*time.Second); err != nil {
@@ -211,12 +194,10 @@ func runDiskFull(e *env, p params, r *result) {
 		return
 	}
 	resumed := time.Since(freed)
-	rep, err := waitAllStored(cfg.dataDir, acked, 30*time.Second, 10*time.Second)
-	if err != nil {
-		r.fail("%v", err)
+	rep, ok := allStored(r, cfg.dataDir, acked, 30*time.Second)
+	if !ok {
 		return
 	}
-	tally(rep)
 	if rep.lost > 0 {
 		r.fail("%d of %d messages acknowledged by the broker while the disk filled never stored", rep.lost, rep.acked)
 	}

@@ -202,43 +202,25 @@ var knownCodes = map[string]bool{"bad_json": true, "bad_command": true, "unknown
 // with the expected refusal.
 func runHostile(e *env, p params, r *result) {
 	rnd := rng(p, "hostile")
-	m, err := e.broker("hostile", agenttest.MosquittoOptions{})
-	if err != nil {
-		r.fail("%v", err)
+	m := e.scenarioBroker(r, "hostile", agenttest.MosquittoOptions{})
+	if m == nil {
 		return
 	}
 	defer m.Stop()
 	dir := e.sub("hostile")
 	cfg := newAgentConfig("faults-hostile", m.URL)
 	cfg.extra = hostileRelays
-	cfgPath, err := e.writeConfig(dir, cfg)
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
-	notify := "/sys/" + cfg.device + "/thing/push/notify"
-	a, err := e.startAgent(cfgPath, nil)
-	if err != nil {
-		r.fail("%v", err)
+	_, a, st0, ok := e.startConnected(r, dir, cfg, nil)
+	if !ok {
 		return
 	}
 	defer a.kill()
-	st0, err := waitStatus(cfg.dataDir, 15*time.Second, func(s status) bool { return s.Connected })
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
-	rl, err := e.replies(m.URL, "/sys/"+cfg.device+"/thing/push/reply", "faults-hostile-replies")
-	if err != nil {
-		r.fail("%v", err)
+	notify := cfg.topic("notify")
+	rl, pub, ok := e.cloudClients(r, m.URL, cfg, "faults-hostile")
+	if !ok {
 		return
 	}
 	defer rl.close()
-	pub, err := e.publisher(m.URL, "faults-hostile-pub")
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
 	defer pub.Disconnect(100)
 
 	cases := hostileCases()

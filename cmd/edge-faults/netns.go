@@ -211,22 +211,14 @@ func runPartition(e *env, p params, r *result) {
 	cfg := newAgentConfig("faults-partition", b.url)
 	cfg.mqtt["server_name"] = `"localhost"` // the certificate names localhost, not the namespace address
 	cfg.mqtt["keepalive"] = fmt.Sprintf("%q", keepalive.String())
-	cfgPath, err := e.writeConfig(dir, cfg)
-	if err != nil {
-		r.fail("%v", err)
-		return
-	}
-	notify := "/sys/" + cfg.device + "/thing/push/notify"
-	a, err := e.startAgent(cfgPath, nil, "ip", "netns", "exec", agentNS)
-	if err != nil {
-		r.fail("%v", err)
+	_, a, _, ok := e.startConnected(r, dir, cfg, func(a *agentProc, err error) {
+		r.fail("agent in %s: %v\n%s", agentNS, err, tail(a.Log(), 10))
+	}, "ip", "netns", "exec", agentNS)
+	if !ok {
 		return
 	}
 	defer a.kill()
-	if _, err := waitStatus(cfg.dataDir, 15*time.Second, func(s status) bool { return s.Connected }); err != nil {
-		r.fail("agent in %s: %v\n%s", agentNS, err, tail(a.Log(), 10))
-		return
-	}
+	notify := cfg.topic("notify")
 	cloud := "unix://" + b.sock
 	s := e.newStream(cloud, "faults-partition-pub", notify, "partition", 50*time.Millisecond).start(0)
 	time.Sleep(2 * time.Second)
@@ -264,12 +256,10 @@ func runPartition(e *env, p params, r *result) {
 	recov := st.Since.Sub(healed)
 	time.Sleep(2 * time.Second)
 	s.finish()
-	rep, err := waitAllStored(cfg.dataDir, s.ackedCopy(), 60*time.Second, 10*time.Second)
-	if err != nil {
-		r.fail("%v", err)
+	rep, ok := allStored(r, cfg.dataDir, s.ackedCopy(), 60*time.Second)
+	if !ok {
 		return
 	}
-	tally(rep)
 	if rep.lost > 0 {
 		r.fail("%d of %d acknowledged messages lost across the partition (first %s)", rep.lost, rep.acked, rep.firstLost)
 	}

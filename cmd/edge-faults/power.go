@@ -42,9 +42,8 @@ func runPower(e *env, p params, r *result) {
 		return
 	}
 	rnd := rng(p, "power")
-	m, err := e.broker("power", agenttest.MosquittoOptions{})
-	if err != nil {
-		r.fail("%v", err)
+	m := e.scenarioBroker(r, "power", agenttest.MosquittoOptions{})
+	if m == nil {
 		return
 	}
 	defer m.Stop()
@@ -56,8 +55,8 @@ func runPower(e *env, p params, r *result) {
 		r.fail("%v", err)
 		return
 	}
-	notify := "/sys/" + cfg.device + "/thing/push/notify"
-	replyTopic := "/sys/" + cfg.device + "/thing/push/reply"
+	notify := cfg.topic("notify")
+	replyTopic := cfg.topic("reply")
 	rl, err := e.replies(m.URL, replyTopic, "faults-power-replies")
 	if err != nil {
 		r.fail("%v", err)

@@ -77,6 +77,17 @@ func (e *env) broker(name string, opts agenttest.MosquittoOptions) (*agenttest.M
 	return agenttest.StartMosquitto(opts)
 }
 
+// scenarioBroker starts the scenario's broker (see broker); a failure is
+// reported to r and the result is nil. The caller stops it.
+func (e *env) scenarioBroker(r *result, name string, opts agenttest.MosquittoOptions) *agenttest.Mosquitto {
+	m, err := e.broker(name, opts)
+	if err != nil {
+		r.fail("%v", err)
+		return nil
+	}
+	return m
+}
+
 // agentConfig is one agent's configuration file.
 type agentConfig struct {
 	device  string
@@ -126,6 +137,41 @@ func (e *env) writeConfig(dir string, c *agentConfig) (string, error) {
 	b.WriteString(c.extra)
 	path := filepath.Join(dir, "config.toml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// topic is the device's topic under /sys/<device>/thing/push/, e.g.
+// "notify" or "reply".
+func (c *agentConfig) topic(leaf string) string {
+	return "/sys/" + c.device + "/thing/push/" + leaf
+}
+
+// startConnected writes cfg in dir, starts the agent on it (under wrap, as
+// startAgent) and waits up to 15 s for it to report connected. A failure is
+// reported to r, a failed wait through waitFail when it is not nil (else as
+// the others, "%v"); the agent is then killed and ok is false. Otherwise the
+// caller kills a; st is the status that showed it connected.
+func (e *env) startConnected(r *result, dir string, cfg *agentConfig, waitFail func(a *agentProc, err error), wrap ...string) (cfgPath string, a *agentProc, st status, ok bool) {
+	cfgPath, err := e.writeConfig(dir, cfg)
+	if err != nil {
+		r.fail("%v", err)
+		return "", nil, st, false
+	}
+	a, err = e.startAgent(cfgPath, nil, wrap...)
+	if err != nil {
+		r.fail("%v", err)
+		return "", nil, st, false
+	}
+	st, err = waitStatus(cfg.dataDir, 15*time.Second, func(s status) bool { return s.Connected })
+	if err != nil {
+		if waitFail != nil {
+			waitFail(a, err)
+		} else {
+			r.fail("%v", err)
+		}
+		a.kill()
+		return "", nil, st, false
+	}
+	return cfgPath, a, st, true
 }
 
 // agentProc is one run of the real edge-agent binary.
@@ -384,6 +430,25 @@ func (e *env) publisher(brokerURL, id string) (mqtt.Client, error) {
 	return agenttest.Publisher(brokerURL, e.pki, cloudUser, cloudPass, id)
 }
 
+// cloudClients connects the cloud side for cfg's device: a reply log on its
+// reply topic (client id <id>-replies) and a publisher (<id>-pub). A
+// failure is reported to r, whatever was connected is closed again, and ok
+// is false; otherwise the caller closes both.
+func (e *env) cloudClients(r *result, brokerURL string, cfg *agentConfig, id string) (rl *replyLog, pub mqtt.Client, ok bool) {
+	rl, err := e.replies(brokerURL, cfg.topic("reply"), id+"-replies")
+	if err != nil {
+		r.fail("%v", err)
+		return nil, nil, false
+	}
+	pub, err = e.publisher(brokerURL, id+"-pub")
+	if err != nil {
+		r.fail("%v", err)
+		rl.close()
+		return nil, nil, false
+	}
+	return rl, pub, true
+}
+
 // replyLog subscribes to a reply topic and keeps every reply in arrival
 // order.
 type replyLog struct {
@@ -620,6 +685,18 @@ func waitAllStored(dataDir string, acked [][]byte, d, quiet time.Duration) (loss
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// allStored is waitAllStored (10 s quiet) with the report added to the
+// totals; a failed wait is reported to r and ok is false.
+func allStored(r *result, dataDir string, acked [][]byte, d time.Duration) (rep lossReport, ok bool) {
+	rep, err := waitAllStored(dataDir, acked, d, 10*time.Second)
+	if err != nil {
+		r.fail("%v", err)
+		return rep, false
+	}
+	tally(rep)
+	return rep, true
 }
 
 func tail(s string, n int) string {
