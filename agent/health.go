@@ -27,7 +27,6 @@ type health struct {
 
 	// Written by the session.
 	connected  bool
-	subscribed bool
 	authFailed bool   // the broker refused the credentials or TLS failed
 	connErr    string // last connection error, already free of secrets
 	since      time.Time
@@ -52,7 +51,7 @@ func (h *health) setConnected(now time.Time) {
 	if !h.connected {
 		h.since = now
 	}
-	h.connected, h.subscribed, h.authFailed, h.connErr = true, true, false, ""
+	h.connected, h.authFailed, h.connErr = true, false, ""
 }
 
 // setDisconnected records a lost or failed connection and why. auth marks a
@@ -63,7 +62,7 @@ func (h *health) setDisconnected(now time.Time, cause string, auth bool) {
 	if h.connected {
 		h.since = now
 	}
-	h.connected, h.subscribed = false, false
+	h.connected = false
 	h.authFailed = auth
 	h.connErr = cause
 }
@@ -102,19 +101,19 @@ func (h *health) noteStored(n int, lastSeq uint64, at time.Time) {
 
 // healthSnapshot is a copy of health taken under its lock.
 type healthSnapshot struct {
-	Connected, Subscribed, AuthFailed bool
-	ConnErr, StorageErr, Broker       string
-	BootstrapErr                      string
-	BootstrapRefused                  bool
-	Since, LastMsgAt                  time.Time
-	Stored, LastSeq                   uint64
+	Connected, AuthFailed       bool
+	ConnErr, StorageErr, Broker string
+	BootstrapErr                string
+	BootstrapRefused            bool
+	Since, LastMsgAt            time.Time
+	Stored, LastSeq             uint64
 }
 
 func (h *health) snapshot() healthSnapshot {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return healthSnapshot{
-		Connected: h.connected, Subscribed: h.subscribed, AuthFailed: h.authFailed,
+		Connected: h.connected, AuthFailed: h.authFailed,
 		ConnErr: h.connErr, StorageErr: h.storageErr, Broker: h.broker,
 		BootstrapErr: h.bootstrapErr, BootstrapRefused: h.bootstrapRefused,
 		Since: h.since, LastMsgAt: h.lastMsgAt,

@@ -31,7 +31,6 @@ type commitKill struct {
 	landed   bool   // the injection fired (else a plain SIGKILL was needed)
 	phase    string // "data write", "data fsync", "meta write", "meta fsync", "other"
 	unsynced []write
-	torn     int // unsynced writes torn after the kill
 }
 
 type write struct{ off, n int64 }
