@@ -84,8 +84,13 @@ func (d *dispatcher) run(ctx context.Context) {
 		}
 		d.beat.stamp()
 		wait := heartbeatEvery
+		// A deadline still due here is one expireDeadlines could not drive
+		// (a hardware error): retry it at the heartbeat pace, not in a
+		// busy loop.
 		if _, at, ok := d.bank.NextDeadline(); ok {
-			wait = min(max(at.Sub(d.now()), 0), wait)
+			if due := at.Sub(d.now()); due > 0 {
+				wait = min(due, wait)
+			}
 		}
 		timer.Reset(wait)
 		select {
