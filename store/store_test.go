@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -613,5 +614,32 @@ func TestMaxSizeReached(t *testing.T) {
 	db.opts.RetainRecords = 2
 	if _, err := db.Append([]Message{{Topic: "t", Payload: bigPayload(64 << 10)}}); err != nil {
 		t.Errorf("Append after retention made room: %v", err)
+	}
+}
+
+// TestAppendFillsInboxPages: the inbox's keys only grow, so its leaf pages
+// are filled before they split. At bbolt's default 50% fill every split left
+// a half-empty page behind: twice the bytes per message (477 instead of 220
+// at 150-byte payloads) and twice the pages to check at Open.
+func TestAppendFillsInboxPages(t *testing.T) {
+	db := openTest(t, &Options{RetainRecords: 1_000_000, RetainBytes: 1 << 30})
+	payload := bytes.Repeat([]byte("x"), 150)
+	batch := make([]Message, 500)
+	for i := range batch {
+		batch[i] = Message{ReceivedAt: time.Now(), Topic: "/sys/dev-1/thing/push/notify", Payload: payload, Pending: i%50 == 0}
+	}
+	for range 40 {
+		if _, err := db.Append(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var s bolt.BucketStats
+	if err := db.view(func(t2 *txn) error { s = t2.inbox.Stats(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	fill := float64(s.LeafInuse) / float64(s.LeafAlloc)
+	t.Logf("inbox: %d leaf pages, %.0f%% in use", s.LeafPageN, 100*fill)
+	if fill < 0.85 {
+		t.Errorf("inbox leaf pages %.0f%% in use after appends, want ≥ 85%%", 100*fill)
 	}
 }
