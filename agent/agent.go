@@ -94,8 +94,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	h := newHealth(time.Now())
-	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: db, bank: bank, leds: panel}
 	w := newWriter(db, h, log.With("part", "writer"))
+	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: db, bank: bank, leds: panel, ingest: &w.stats}
 	w.notifyTopic, w.flash = sc.NotifyTopic, panel.Flash
 	stopHandler := make(chan struct{})
 	handler := func(_ mqtt.Client, m mqtt.Message) {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/edge-agent/edge-agent/agent/control"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -47,8 +46,14 @@ type writer struct {
 	notifyTopic string
 	// onPending is called after a commit that stored pending records.
 	onPending func()
-	// flash shows each stored message on the activity LED.
+	// flash shows stored messages on the activity LED (once per commit:
+	// the LED coalesces flashes to 10 Hz anyway).
 	flash func()
+
+	// stats counts commits and latencies for the status document; logs
+	// writes the per-message line, summarised under load.
+	stats ingestStats
+	logs  *storedLog
 
 	// beat is stamped by the loop at least every heartbeatEvery, also while
 	// it waits and while it retries a failing store: the watchdog's proof
@@ -67,6 +72,7 @@ func newWriter(inbox Inbox, h *health, log *slog.Logger) *writer {
 		inbox:    inbox,
 		health:   h,
 		log:      log,
+		logs:     newStoredLog(log),
 		now:      time.Now,
 		retryMin: 250 * time.Millisecond,
 		retryMax: 5 * time.Second,
@@ -99,8 +105,10 @@ func (w *writer) run(ctx context.Context) {
 		w.beat.stamp()
 		select {
 		case <-ctx.Done():
+			w.logs.flush(w.now())
 			return
 		case <-tick.C:
+			w.logs.due(w.now())
 			continue
 		case first := <-w.in:
 			batch = append(batch, first)
@@ -124,15 +132,19 @@ func (w *writer) run(ctx context.Context) {
 		}
 		seqs, ok := w.commit(ctx, msgs)
 		if !ok {
+			w.logs.flush(w.now())
 			return
 		}
+		done := w.now()
 		// Acknowledge only now, in receive order: every one of these is on disk.
-		for i, in := range batch {
+		for _, in := range batch {
 			in.ack()
-			w.logStored(seqs[i], in.msg)
-			if w.flash != nil {
-				w.flash()
-			}
+		}
+		w.stats.noteCommit(done, func(i int) time.Time { return batch[i].msg.ReceivedAt }, len(batch))
+		w.logs.stored(done, seqs, batch)
+		w.logs.due(done)
+		if w.flash != nil {
+			w.flash()
 		}
 		if pending && w.onPending != nil {
 			w.onPending()
@@ -170,12 +182,4 @@ func (w *writer) commit(ctx context.Context, msgs []store.Message) ([]uint64, bo
 		}
 		delay = min(2*delay, w.retryMax)
 	}
-}
-
-func (w *writer) logStored(seq uint64, m store.Message) {
-	if !w.log.Enabled(context.Background(), slog.LevelInfo) {
-		return
-	}
-	w.log.Info("notification stored", "seq", seq, "topic", m.Topic, "size", len(m.Payload),
-		"dup", m.Dup, "prefix", control.PayloadPrefix(m.Payload, 40))
 }

@@ -25,9 +25,10 @@ type Status struct {
 	LEDs      map[string]string      `json:"leds"`
 	LastError string                 `json:"last_error"`
 
-	StoredSinceStart uint64     `json:"stored_since_start"`
-	LastMessageAt    *time.Time `json:"last_message_at,omitempty"`
-	Uptime           string     `json:"uptime"`
+	StoredSinceStart uint64        `json:"stored_since_start"`
+	Ingest           *IngestStatus `json:"ingest,omitempty"`
+	LastMessageAt    *time.Time    `json:"last_message_at,omitempty"`
+	Uptime           string        `json:"uptime"`
 }
 
 // InboxStatus counts stored notifications; pending ones are not handled yet.
@@ -73,6 +74,7 @@ type statusSource struct {
 	db      statsReader
 	bank    *relay.Bank // nil before the relays are open
 	leds    ledReporter // nil when there are none
+	ingest  *ingestStats
 }
 
 // state is the status LED's state now, and the store figures it came from.
@@ -112,6 +114,10 @@ func (s *statusSource) build() Status {
 	if !snap.LastMsgAt.IsZero() {
 		t := snap.LastMsgAt.UTC()
 		doc.LastMessageAt = &t
+	}
+	if s.ingest != nil {
+		in := s.ingest.status()
+		doc.Ingest = &in
 	}
 	if s.bank != nil {
 		for name, r := range s.bank.States() {

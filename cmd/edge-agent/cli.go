@@ -86,6 +86,13 @@ func printStatus(w io.Writer, st agent.Status) {
 	fmt.Fprintf(tw, "device\t%s\n", st.DeviceID)
 	fmt.Fprintf(tw, "inbox\t%d stored, %d pending (last seq %d)\n", st.Inbox.Total, st.Inbox.Pending, st.Inbox.LastSeq)
 	fmt.Fprintf(tw, "outbox\t%d pending\n", st.Outbox.Pending)
+	if in := st.Ingest; in != nil && in.Commits > 0 {
+		lat := ""
+		if l := in.StoredLatency; l != nil {
+			lat = fmt.Sprintf("; receive→stored p50 %.2f ms, p99 %.2f ms (last %d)", l.P50, l.P99, l.N)
+		}
+		fmt.Fprintf(tw, "ingest\t%d stored in %d commits (%.1f per commit)%s\n", in.Messages, in.Commits, in.PerCommit, lat)
+	}
 	names := make([]string, 0, len(st.Relays))
 	for n := range st.Relays {
 		names = append(names, n)

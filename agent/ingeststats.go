@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// latencyWindow is how many of the latest messages stored_latency_ms covers:
+// enough for a p99 to mean something, small enough to follow a change in
+// the card's speed within seconds.
+const latencyWindow = 1000
+
+// ingestStats counts the writer's commits and keeps the latest messages'
+// receive→stored latencies, for the status document: messages per commit
+// tells whether group commit is working (one commit per message under load
+// would cap ingest at the card's sync rate), and the latency how long a
+// sender waits for its acknowledgement. The writer writes, status reads; a
+// mutex, as in health, because reads come at arbitrary times.
+type ingestStats struct {
+	mu       sync.Mutex
+	commits  uint64
+	messages uint64
+	ring     [latencyWindow]time.Duration
+	next     int // where the next latency goes
+	filled   int // how many of ring hold a latency
+}
+
+// noteCommit records one commit: done is when it became durable, received
+// the receive time of each message in it.
+func (s *ingestStats) noteCommit(done time.Time, received func(i int) time.Time, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commits++
+	s.messages += uint64(n)
+	for i := range n {
+		s.ring[s.next] = done.Sub(received(i))
+		s.next = (s.next + 1) % latencyWindow
+		s.filled = min(s.filled+1, latencyWindow)
+	}
+}
+
+// IngestStatus is the status document's "ingest" object.
+type IngestStatus struct {
+	Commits  uint64 `json:"commits"`  // store commits since start
+	Messages uint64 `json:"messages"` // messages those commits stored
+	// PerCommit is Messages/Commits: about 1 at a trickle, hundreds while
+	// draining a backlog.
+	PerCommit float64 `json:"per_commit"`
+	// StoredLatency is receive→durable over the latest messages (at most
+	// 1000), in milliseconds; absent before the first message.
+	StoredLatency *LatencyMS `json:"stored_latency_ms,omitempty"`
+}
+
+// LatencyMS summarises latencies in milliseconds.
+type LatencyMS struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+	N   int     `json:"n"`
+}
+
+func (s *ingestStats) status() IngestStatus {
+	s.mu.Lock()
+	out := IngestStatus{Commits: s.commits, Messages: s.messages}
+	lat := slices.Clone(s.ring[:s.filled])
+	s.mu.Unlock()
+	if out.Commits > 0 {
+		out.PerCommit = float64(out.Messages) / float64(out.Commits)
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		out.StoredLatency = &LatencyMS{
+			P50: ms(percentile(lat, 50)), P99: ms(percentile(lat, 99)),
+			Max: ms(lat[len(lat)-1]), N: len(lat),
+		}
+	}
+	return out
+}
+
+// percentile is the nearest-rank percentile of sorted, which is not empty.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	i := (p*len(sorted)+99)/100 - 1
+	return sorted[max(i, 0)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Round(time.Microsecond)) / 1e6 }
