@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -370,14 +369,12 @@ func (l *loader) size(key, s string) (int64, bool) {
 	return n, true
 }
 
-// placeholder matches a {name} left after substitution: most likely a
-// misspelt {device_id}, which would silently subscribe to a dead topic.
-var placeholder = regexp.MustCompile(`\{[A-Za-z0-9_]+\}`)
-
 // substitute replaces {device_id} in the value of key.
 func (l *loader) substitute(key, value, deviceID string) string {
 	out := strings.ReplaceAll(value, "{device_id}", deviceID)
-	if p := placeholder.FindString(out); p != "" {
+	// A {name} left over is most likely a misspelt {device_id}, which
+	// would silently subscribe to a dead topic.
+	if p := findPlaceholder(out); p != "" {
 		l.problem(key, fmt.Sprintf("unknown placeholder %q", p), "only {device_id} is replaced")
 	}
 	return out

@@ -3,15 +3,11 @@ package config
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 )
-
-// quotedChar matches go-toml's %#U rendering of a character: U+0041 'A'.
-var quotedChar = regexp.MustCompile(`U\+[0-9A-F]{4,}(?: '.{1,4}?')?`)
 
 const exampleHint = "the accepted keys are listed in scripts/edge-agent.example.toml"
 
@@ -113,7 +109,7 @@ func (l *loader) decodeError(e *toml.DecodeError) Problem {
 	}
 	// go-toml quotes the offending character; say where it is instead, so
 	// that no character of a value ever reaches a log.
-	p.Msg = fmt.Sprintf("%s (column %d)", quotedChar.ReplaceAllString(msg, "another character"), col)
+	p.Msg = fmt.Sprintf("%s (column %d)", replaceQuotedChars(msg, "another character"), col)
 	switch {
 	case strings.Contains(msg, "already exists") || strings.Contains(msg, "already defined"):
 		p.Fix = "each key and [table] may appear once; merge the duplicates"
