@@ -4,7 +4,18 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# Code that runs once at start (config, bootstrap, certificates, the CLI) or
+# never on a gateway (paho's websocket transport, compression) is built
+# without inlining: the ARM binary is ~200 KB smaller, under the 8 MB the
+# field's update links are sized for, and the per-message path (paho, TLS
+# records, bbolt, the agent) keeps it (README, "Performance").
+NOINLINE := github.com/edge-agent/edge-agent/cmd/edge-agent \
+	github.com/edge-agent/edge-agent/agent/config github.com/edge-agent/edge-agent/agent/bootstrap \
+	github.com/pelletier/go-toml/v2/... github.com/gorilla/websocket golang.org/x/net/... \
+	net/http/... net/url net/textproto mime/... compress/... vendor/... \
+	crypto/x509 crypto/x509/pkix encoding/asn1 encoding/pem flag text/tabwriter
+GCFLAGS := $(foreach p,$(NOINLINE),-gcflags=$(p)=-l)
+BUILD   := CGO_ENABLED=0 $(GO) build -trimpath $(GCFLAGS) -ldflags '$(LDFLAGS)'
 QEMU_ARM ?= qemu-arm-static -cpu arm1176
 
 .DEFAULT_GOAL := all
@@ -52,7 +63,7 @@ clean: ## remove build output
 DIST ?= dist
 DIST_ARCHES := armv6 armv7 arm64 amd64
 DIST_LDFLAGS := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-DIST_BUILD := CGO_ENABLED=0 GOOS=linux GOAMD64=v1 GOARM64=v8.0 GOFLAGS= $(GO) build -trimpath -buildvcs=false -ldflags '$(DIST_LDFLAGS)'
+DIST_BUILD := CGO_ENABLED=0 GOOS=linux GOAMD64=v1 GOARM64=v8.0 GOFLAGS= $(GO) build -trimpath -buildvcs=false $(GCFLAGS) -ldflags '$(DIST_LDFLAGS)'
 
 test-field: ## field delivery alone: make dist under qemu, the unit, install-image.sh, deploy.sh (root; part of make test)
 	$(GO) test -count=1 ./scripts/...
