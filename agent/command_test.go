@@ -64,10 +64,30 @@ func TestParseCommand(t *testing.T) {
 	}
 }
 
-func TestLooksLikeCommand(t *testing.T) {
+func TestStartsLikeObject(t *testing.T) {
 	for in, want := range map[string]bool{"{": true, " \t{x": true, "x{": false, "": false, "[{}]": false} {
-		if got := looksLikeCommand([]byte(in)); got != want {
-			t.Errorf("looksLikeCommand(%q) = %v", in, got)
+		if got := startsLikeObject([]byte(in)); got != want {
+			t.Errorf("startsLikeObject(%q) = %v", in, got)
+		}
+	}
+}
+
+// TestMayBeCommand: plain JSON notifications skip the dispatcher; commands,
+// would-be commands and malformed objects do not.
+func TestMayBeCommand(t *testing.T) {
+	for in, want := range map[string]bool{
+		`{"temp":21.5,"unit":"C"}`:               false,
+		`{"text":"a \"quoted\" value"}`:          false,
+		`plain text with method`:                 false,
+		`[{"method":"agent.ping"}]`:              false,
+		`{"id":"1","method":"agent.ping"}`:       true,
+		`{"note":"no method key, but the word"}`: true, // false true: a look only
+		`{"\u006dethod":"agent.ping","id":"1"}`:  true,
+		`{"temp":21.5`:                           true, // bad_json reply
+		`{"temp":21.5}}`:                         true, // bad_json reply
+	} {
+		if got := mayBeCommand([]byte(in)); got != want {
+			t.Errorf("mayBeCommand(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

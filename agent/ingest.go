@@ -126,7 +126,7 @@ func (w *writer) run(ctx context.Context) {
 		pending := false
 		for _, in := range batch {
 			m := in.msg
-			m.Pending = m.Topic == w.notifyTopic && looksLikeCommand(m.Payload)
+			m.Pending = m.Topic == w.notifyTopic && mayBeCommand(m.Payload)
 			pending = pending || m.Pending
 			msgs = append(msgs, m)
 		}
