@@ -126,7 +126,8 @@ func (s *session) options(ep endpoint) *mqtt.ClientOptions {
 		// Session messages arrive before the SUBACK: a default handler makes
 		// sure none of them goes unrouted and so unacknowledged forever.
 		SetDefaultPublishHandler(s.handler).
-		SetDialer(newDialer(s.cfg.Keepalive)).
+		// Our opener: paho's, plus a writer that coalesces its packets.
+		SetCustomOpenConnectionFn(openBrokerConn(newDialer(s.cfg.Keepalive))).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case s.lost <- err:

@@ -1,0 +1,146 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingConn counts the Writes that reach the connection and can be made
+// slow, as a socket whose peer reads slowly.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+	delay  time.Duration
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	time.Sleep(c.delay)
+	return c.Conn.Write(p)
+}
+
+// tcpPair is a real loopback TCP connection: a (the coalesced side) and b.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	acc := make(chan net.Conn, 1)
+	go func() { c, _ := l.Accept(); acc <- c }()
+	a, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-acc
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestWriteCoalescerKeepsOrderAndCoalesces: 10,000 small writes (PUBACKs
+// are 4 bytes) arrive intact and in order, in far fewer writes to the
+// connection than Write calls.
+func TestWriteCoalescerKeepsOrderAndCoalesces(t *testing.T) {
+	a, b := tcpPair(t)
+	cc := &countingConn{Conn: a, delay: 50 * time.Microsecond}
+	w := newWriteCoalescer(cc)
+
+	const n = 10_000
+	var want bytes.Buffer
+	got := make(chan []byte, 1)
+	go func() { all, _ := io.ReadAll(b); got <- all }()
+	for i := range n {
+		p := []byte{0x40, 0x02, byte(i >> 8), byte(i)}
+		want.Write(p)
+		if _, err := w.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if all := <-got; !bytes.Equal(all, want.Bytes()) {
+		t.Fatalf("peer read %d bytes, want the %d written, in order", len(all), want.Len())
+	}
+	writes := cc.writes.Load()
+	t.Logf("%d writes reached the connection for %d Write calls", writes, n)
+	if writes > n/10 {
+		t.Fatalf("%d writes reached the connection for %d Write calls: not coalesced", writes, n)
+	}
+}
+
+// TestWriteCoalescerLoneWriteLeavesAtOnce: with nothing else to send, one
+// Write reaches the peer without waiting for more.
+func TestWriteCoalescerLoneWriteLeavesAtOnce(t *testing.T) {
+	a, b := tcpPair(t)
+	w := newWriteCoalescer(a)
+	defer w.Close()
+	if _, err := w.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("peer read %q, %v; want ping without a further write", buf, err)
+	}
+}
+
+// TestWriteCoalescerErrorIsSticky: once the connection fails, Write says so
+// (paho then reports the connection lost) and keeps saying so.
+func TestWriteCoalescerErrorIsSticky(t *testing.T) {
+	a, b := tcpPair(t)
+	w := newWriteCoalescer(a)
+	b.Close()
+	_ = a.(*net.TCPConn).SetLinger(0)
+	a.Close() // the underlying write now fails
+	deadline := time.Now().Add(5 * time.Second)
+	var err error
+	for err == nil && time.Now().Before(deadline) {
+		_, err = w.Write([]byte("x"))
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil {
+		t.Fatal("Write kept succeeding on a closed connection")
+	}
+	if _, err2 := w.Write([]byte("y")); err2 == nil {
+		t.Fatal("the write error was not sticky")
+	}
+	if err := w.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Logf("close: %v", err)
+	}
+}
+
+// TestWriteCoalescerCloseBoundedByStuckPeer: a peer that never reads cannot
+// hold Close (and so the agent's shutdown) past closeFlushTimeout, and a
+// Write blocked on the full buffer is released with an error.
+func TestWriteCoalescerCloseBoundedByStuckPeer(t *testing.T) {
+	a, _ := tcpPair(t) // the peer never reads
+	w := newWriteCoalescer(a)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var werr error
+	go func() {
+		defer wg.Done()
+		chunk := make([]byte, 32<<10)
+		for werr == nil {
+			_, werr = w.Write(chunk) // fills socket buffers, then blocks
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	w.Close()
+	if took := time.Since(start); took > closeFlushTimeout+2*time.Second {
+		t.Fatalf("Close took %v with a peer that does not read", took)
+	}
+	wg.Wait()
+	if werr == nil {
+		t.Fatal("blocked Write not released with an error")
+	}
+}
