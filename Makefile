@@ -87,7 +87,7 @@ dist: ## release binaries in dist/ (linux armv6 armv7 arm64 amd64): static, repr
 .PHONY: faults fuzz
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./agent:FuzzParseCommand ./agent/config:FuzzParse \
-	./store:FuzzDecodeRecord ./store:FuzzRecordRoundTrip ./store:FuzzOpen
+	./agent/config:FuzzScanners ./store:FuzzDecodeRecord ./store:FuzzRecordRoundTrip ./store:FuzzOpen
 
 faults: build fuzz ## fault suite against the real binary; prints figures (SOAK=30m for a soak, SEED=N to replay)
 	$(GO) build -o bin/edge-faults ./cmd/edge-faults
@@ -98,3 +98,16 @@ fuzz: ## each fuzz target for FUZZTIME (default 5s); a crasher lands in the pack
 	  echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | grep -v '^fuzz: elapsed' || exit 1; \
 	done
+
+# Hardware in the loop (README, "Hardware in the loop"): make dist's arm64
+# and armv6 binaries, unchanged, on Debian's arm64 kernel in
+# qemu-system-aarch64 (virt board, TCG), driving the board's PL061 GPIO
+# lines through the real kernel; QEMU's pl061_set_output trace shows every
+# level from outside, the agent's status and the kernel's debugfs from
+# inside. Needs root, qemu-system-arm, cpio, xz-utils and mosquitto; the
+# kernel, its modules and busybox are fetched once (apt-get download) into
+# HIL_CACHE (default /var/cache/edge-agent-hil). HIL_ARCH=arm64 runs one.
+.PHONY: hil
+hil: dist ## the shipped ARM binaries driving a real kernel's GPIO lines in QEMU (root; HIL_CACHE=dir, HIL_ARCH=arm64|armv6)
+	$(GO) build -o bin/edge-hil ./cmd/edge-hil
+	bin/edge-hil -dist $(DIST) $(if $(HIL_CACHE),-cache $(HIL_CACHE)) $(if $(HIL_ARCH),-arch $(HIL_ARCH))

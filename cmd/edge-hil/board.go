@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// pin is one of the PL061's lines as the agent's config uses it.
+type pin struct {
+	name      string // relay name, or the LED ("status", "activity", "fault")
+	offset    int    // PL061 line
+	led       bool
+	activeLow bool   // relays only; the LEDs are active high
+	powerOn   string // relays: off | restore
+}
+
+// The board: QEMU's virt PL061 has 8 lines. Line 3 is wired to the power
+// button (QEMU's gpio-key; the kernel's gpio-keys driver would claim it),
+// so it is left alone. Four relays cover both wirings and both power_on
+// policies that matter after a power cut; the three LEDs take the rest.
+// Every line the agent drives is a line the trace shows, so no gpio-sim is
+// needed (the checks need no input line and no more than 7 outputs).
+var board = []pin{
+	{name: "pump", offset: 0, powerOn: "off"},
+	{name: "valve", offset: 1, activeLow: true, powerOn: "off"},
+	{name: "lamp", offset: 2, powerOn: "restore"},
+	{name: "heater", offset: 4, activeLow: true, powerOn: "restore"},
+	{name: "status", offset: 5, led: true},
+	{name: "activity", offset: 6, led: true},
+	{name: "fault", offset: 7, led: true},
+}
+
+// powerButtonLine is the PL061 line QEMU's virt board wires to its power
+// button.
+const powerButtonLine = 3
+
+// level is the electrical level of p for a logical on/off.
+func (p pin) level(on bool) int {
+	if on != p.activeLow {
+		return 1
+	}
+	return 0
+}
+
+func (p pin) wiring() string {
+	if p.activeLow {
+		return "active low"
+	}
+	return "active high"
+}
+
+func pinByName(name string) pin {
+	for _, p := range board {
+		if p.name == name {
+			return p
+		}
+	}
+	panic("no pin " + name)
+}
+
+func relays() []pin {
+	var out []pin
+	for _, p := range board {
+		if !p.led {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// chipPlaceholder is replaced by the guest's init with the number of the
+// PL061's gpiochip, which only the guest can know.
+const chipPlaceholder = "@CHIP@"
+
+// Credentials of the rig's broker (throw-away, this run only).
+const (
+	agentUser = "gw-hil"
+	agentPass = "hil-secret-never-logged"
+	cloudUser = "cloud"
+	cloudPass = "cloud-pass"
+)
+
+// hostAlias is how the guest reaches the host's loopback: QEMU's user
+// network maps 10.0.2.2 to 127.0.0.1 on this machine (the traffic never
+// leaves QEMU's process). The broker's certificate is for localhost, so the
+// agent verifies that name (mqtt.server_name).
+const hostAlias = "10.0.2.2"
+
+// agentConfig is the agent's config.toml for device, broker on the host's
+// loopback at port, with pins as "gpiochip@CHIP@:OFFSET".
+func agentConfig(device string, port int) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("# written by cmd/edge-hil; %s is the PL061's gpiochip number, filled in by the guest's init", chipPlaceholder)
+	w("device_id = %q", device)
+	w(`data_dir = "/data/edge-agent"`)
+	w("")
+	w("[mqtt]")
+	w("broker = %q", fmt.Sprintf("tls://%s:%d", hostAlias, port))
+	w("username = %q", agentUser)
+	w(`password_file = "/etc/edge-agent/mqtt.pass"`)
+	w(`ca_file = "/etc/edge-agent/ca.pem"`)
+	w(`server_name = "localhost"`)
+	w(`keepalive = "10s"`)
+	w("")
+	w("[hw]")
+	w(`backend = "periph"`)
+	w("")
+	w("[leds]")
+	for _, p := range board {
+		if p.led {
+			w("%s = %q", p.name, linePin(p.offset))
+		}
+	}
+	w("active_low = false")
+	w("")
+	w("[store]")
+	w(`max_db_size = "32MiB"`) // the guest's data disk is 64 MiB
+	w(`retain_bytes = "8MiB"`)
+	for _, p := range relays() {
+		w("")
+		w("[[relay]]")
+		w("name = %q", p.name)
+		w("pin = %q", linePin(p.offset))
+		w("active_low = %v", p.activeLow)
+		w("power_on = %q", p.powerOn)
+	}
+	return b.String()
+}
+
+func linePin(offset int) string {
+	return fmt.Sprintf("gpiochip%s:%d", chipPlaceholder, offset)
+}

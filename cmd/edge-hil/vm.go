@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// vmConfig is one boot of the guest.
+type vmConfig struct {
+	qemu   string
+	arch   string // which agent binary the guest runs: arm64 or armv6
+	kernel string
+	initrd string
+	disk   string
+	dir    string // logs and the control socket
+	name   string // for file names: "arm64-boot1"
+	smp    int
+}
+
+// vm is a running qemu-system-aarch64: the virt board under TCG with the
+// Debian kernel, our initramfs and a persistent data disk. Its serial
+// console is stdout, the PL061 trace stderr, and the control channel a
+// virtio serial port on a unix socket.
+type vm struct {
+	cfg     vmConfig
+	cmd     *exec.Cmd
+	started time.Time
+	trace   *timeline
+
+	consoleMu sync.Mutex
+	console   []consoleLine
+
+	ctl     net.Conn
+	ctlMu   sync.Mutex // one write at a time
+	pendMu  sync.Mutex
+	pending map[int]chan string
+	nextID  int
+
+	done    chan struct{}
+	waitErr error
+}
+
+type consoleLine struct {
+	At   time.Time
+	Text string
+}
+
+// qemuArgs is the command line of one boot. -trace pl061_set_output
+// prints every level the PL061 puts out; -msg timestamp=on makes QEMU's
+// log backend stamp each trace line with the host's clock at the MMIO
+// write (see parseTrace). cache=unsafe: QEMU skips the host's fsync, but
+// every write the guest made reaches the image file, so the disk survives
+// a SIGKILL of QEMU the way an SD card survives a power cut.
+func qemuArgs(c vmConfig, ctlSock string) []string {
+	return []string{
+		"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(c.smp), "-m", "512",
+		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", c.kernel, "-initrd", c.initrd,
+		"-append", "console=ttyAMA0 panic=-1 quiet hil.arch=" + c.arch,
+		"-drive", "if=none,id=data,format=raw,cache=unsafe,file=" + c.disk,
+		"-device", "virtio-blk-pci,drive=data",
+		// romfile=: no iPXE option ROM (the guest boots no firmware).
+		"-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=",
+		"-device", "virtio-serial-pci",
+		"-chardev", "socket,id=ctl,path=" + ctlSock + ",server=on,wait=off",
+		"-device", "virtserialport,chardev=ctl,name=hil",
+		"-trace", "pl061_set_output", "-trace", "pl061_reset", "-msg", "timestamp=on",
+	}
+}
+
+// startVM boots the guest and connects the control channel.
+func startVM(c vmConfig) (*vm, error) {
+	sock := filepath.Join(c.dir, c.name+".ctl")
+	_ = os.Remove(sock)
+	v := &vm{cfg: c, trace: &timeline{}, pending: map[int]chan string{}, done: make(chan struct{})}
+	v.cmd = exec.Command(c.qemu, qemuArgs(c, sock)...)
+	// QEMU dies with the rig, whatever kills the rig.
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := v.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := v.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	conLog, err := os.Create(filepath.Join(c.dir, c.name+".console.log"))
+	if err != nil {
+		return nil, err
+	}
+	trLog, err := os.Create(filepath.Join(c.dir, c.name+".trace.log"))
+	if err != nil {
+		conLog.Close()
+		return nil, err
+	}
+	v.started = time.Now()
+	if err := v.cmd.Start(); err != nil {
+		conLog.Close()
+		trLog.Close()
+		return nil, fmt.Errorf("start %s: %w", c.qemu, err)
+	}
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); defer conLog.Close(); v.readConsole(stdout, conLog) }()
+	go func() { defer readers.Done(); defer trLog.Close(); v.readTrace(stderr, trLog) }()
+	go func() {
+		readers.Wait() // Wait after the pipes are drained (os/exec's rule)
+		v.waitErr = v.cmd.Wait()
+		close(v.done)
+	}()
+	if err := v.dialControl(sock); err != nil {
+		v.kill()
+		return nil, err
+	}
+	return v, nil
+}
+
+// readTrace parses the trace as QEMU writes it: the stamp inside the line
+// is when the guest wrote the register; the arrival time is a fallback.
+func (v *vm) readTrace(r io.Reader, log io.Writer) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(log, line)
+		if e, ok := parseTrace(line, time.Now()); ok {
+			v.trace.add(e)
+		}
+	}
+}
+
+func (v *vm) readConsole(r io.Reader, log io.Writer) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		now := time.Now()
+		line := strings.TrimRight(sc.Text(), "\r")
+		fmt.Fprintf(log, "%s %s\n", now.Format("15:04:05.000"), line)
+		v.consoleMu.Lock()
+		v.console = append(v.console, consoleLine{At: now, Text: line})
+		v.consoleMu.Unlock()
+	}
+}
+
+// consoleFind returns the first console line containing s and when it
+// arrived.
+func (v *vm) consoleFind(s string) (consoleLine, bool) {
+	v.consoleMu.Lock()
+	defer v.consoleMu.Unlock()
+	for _, l := range v.console {
+		if strings.Contains(l.Text, s) {
+			return l, true
+		}
+	}
+	return consoleLine{}, false
+}
+
+// consoleCount is how many console lines so far contain s.
+func (v *vm) consoleCount(s string) int {
+	v.consoleMu.Lock()
+	defer v.consoleMu.Unlock()
+	n := 0
+	for _, l := range v.console {
+		if strings.Contains(l.Text, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitConsoleCount waits until n console lines contain s.
+func (v *vm) waitConsoleCount(s string, n int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for v.consoleCount(s) < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no console line %q within %v:\n%s", s, d, v.consoleTail(15))
+		}
+		select {
+		case <-v.done:
+			return fmt.Errorf("qemu exited (%v)", v.waitErr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (v *vm) consoleTail(n int) string {
+	v.consoleMu.Lock()
+	defer v.consoleMu.Unlock()
+	lines := v.console
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("      | " + l.Text + "\n")
+	}
+	return b.String()
+}
+
+// dialControl connects to the virtio serial port's socket (QEMU creates
+// it at start, before the guest boots).
+func (v *vm) dialControl(sock string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			v.ctl = c
+			go v.readControl(c)
+			return nil
+		}
+		select {
+		case <-v.done:
+			return fmt.Errorf("qemu exited at start (%v):\n%s", v.waitErr, v.consoleTail(20))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("control socket %s: %w", sock, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (v *vm) readControl(c net.Conn) {
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		rest, ok := strings.CutPrefix(line, "@@")
+		if !ok {
+			continue
+		}
+		idStr, text, _ := strings.Cut(rest, " ")
+		id, err := strconv.Atoi(idStr)
+		if err != nil {
+			continue
+		}
+		v.pendMu.Lock()
+		ch := v.pending[id]
+		delete(v.pending, id)
+		v.pendMu.Unlock()
+		if ch != nil {
+			ch <- text
+		}
+	}
+}
+
+// ask sends one request over the control channel and returns the guest's
+// answer ("OK …" or "ERR …", tabs for newlines).
+func (v *vm) ask(cmd string, timeout time.Duration) (ok bool, text string, err error) {
+	ch := make(chan string, 1)
+	v.pendMu.Lock()
+	v.nextID++
+	id := v.nextID
+	v.pending[id] = ch
+	v.pendMu.Unlock()
+	v.ctlMu.Lock()
+	_, err = fmt.Fprintf(v.ctl, "%d %s\n", id, cmd)
+	v.ctlMu.Unlock()
+	if err != nil {
+		return false, "", fmt.Errorf("control channel: %w", err)
+	}
+	select {
+	case a := <-ch:
+		r, t, _ := strings.Cut(a, " ")
+		return r == "OK", strings.TrimRight(t, "\t "), nil
+	case <-v.done:
+		return false, "", fmt.Errorf("qemu exited (%v)", v.waitErr)
+	case <-time.After(timeout):
+		v.pendMu.Lock()
+		delete(v.pending, id)
+		v.pendMu.Unlock()
+		return false, "", fmt.Errorf("guest did not answer %q within %v", cmd, timeout)
+	}
+}
+
+// guestStatus is the part of the agent's status document (DESIGN.md,
+// `status -json`) the checks read.
+type guestStatus struct {
+	Version   string `json:"version"`
+	State     string `json:"state"`
+	Connected bool   `json:"connected"`
+	Inbox     struct {
+		Total int `json:"total"`
+	} `json:"inbox"`
+	Relays map[string]struct {
+		On    bool       `json:"on"`
+		Until *time.Time `json:"until"`
+	} `json:"relays"`
+	LEDs      map[string]string `json:"leds"`
+	LastError string            `json:"last_error"`
+	Uptime    string            `json:"uptime"`
+}
+
+// status runs `edge-agent status -json` inside the guest.
+func (v *vm) status() (guestStatus, error) {
+	var st guestStatus
+	ok, text, err := v.ask("status", 10*time.Second)
+	if err != nil {
+		return st, err
+	}
+	if !ok {
+		return st, fmt.Errorf("edge-agent status -json in the guest failed: %s", text)
+	}
+	if err := json.Unmarshal([]byte(text), &st); err != nil {
+		return st, fmt.Errorf("edge-agent status -json: %w: %q", err, text)
+	}
+	return st, nil
+}
+
+// waitStatus polls the status from inside until ok accepts it.
+func (v *vm) waitStatus(d time.Duration, what string, ok func(guestStatus) bool) (guestStatus, error) {
+	deadline := time.Now().Add(d)
+	var st guestStatus
+	var err error
+	for time.Now().Before(deadline) {
+		st, err = v.status()
+		if err == nil && ok(st) {
+			return st, nil
+		}
+		select {
+		case <-v.done:
+			return st, fmt.Errorf("qemu exited (%v) waiting for %s:\n%s", v.waitErr, what, v.consoleTail(25))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return st, fmt.Errorf("no %s within %v: %v\n%s", what, d, err, v.consoleTail(25))
+	}
+	return st, fmt.Errorf("no %s within %v: state %s, connected %v, last_error %q\n%s", what, d, st.State, st.Connected, st.LastError, v.consoleTail(25))
+}
+
+// kill is a hard power cut: SIGKILL to QEMU, nothing in the guest runs on.
+func (v *vm) kill() {
+	if v.cmd.Process != nil {
+		_ = v.cmd.Process.Kill()
+	}
+	<-v.done
+	if v.ctl != nil {
+		v.ctl.Close()
+	}
+}
