@@ -29,6 +29,11 @@ type inbound struct {
 const (
 	maxBatch = 1000
 	queueLen = 1000
+
+	// Lingering for a fuller commit under a flood (see take).
+	lingerBatch = 256
+	lingerStep  = 200 * time.Microsecond
+	lingerSteps = 10
 )
 
 // writer owns the write path: it takes whatever the handler has queued,
@@ -40,6 +45,7 @@ type writer struct {
 	health *health
 	log    *slog.Logger
 	now    func() time.Time
+	sleep  func(time.Duration) // time.Sleep; tests replace it
 
 	// notifyTopic: only a message on it can be a command, so only those
 	// are stored pending for the dispatcher.
@@ -74,6 +80,7 @@ func newWriter(inbox Inbox, h *health, log *slog.Logger) *writer {
 		log:      log,
 		logs:     newStoredLog(log),
 		now:      time.Now,
+		sleep:    time.Sleep,
 		retryMin: 250 * time.Millisecond,
 		retryMax: 5 * time.Second,
 	}
@@ -113,15 +120,7 @@ func (w *writer) run(ctx context.Context) {
 		case first := <-w.in:
 			batch = append(batch, first)
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case next := <-w.in:
-				batch = append(batch, next)
-			default:
-				break drain
-			}
-		}
+		batch = w.take(batch)
 		msgs = msgs[:0]
 		pending := false
 		for _, in := range batch {
@@ -152,6 +151,43 @@ func (w *writer) run(ctx context.Context) {
 		last := batch[len(batch)-1].msg.ReceivedAt
 		w.health.noteStored(len(batch), seqs[len(seqs)-1], last)
 	}
+}
+
+// take adds what is queued to batch, up to maxBatch, and lingers while a
+// flood is arriving: a batch of more than one but fewer than lingerBatch
+// means messages come faster than one per commit yet not fast enough to fill
+// a commit, so the writer waits lingerStep at a time, while each step brings
+// more, for at most lingerSteps steps. On a fast disk this turns ~50 messages
+// per commit into ~150 under a live flood: a third of the fsyncs (and of an
+// SD card's wear) for at most 2 ms more latency. A lone message (a trickle,
+// a command) is committed at once; a step that brings nothing ends the wait,
+// as when the broker has reached its in-flight limit and waits for our acks.
+func (w *writer) take(batch []inbound) []inbound {
+	batch = w.drain(batch)
+	if len(batch) < 2 {
+		return batch
+	}
+	for step := 0; step < lingerSteps && len(batch) < lingerBatch; step++ {
+		w.sleep(lingerStep)
+		n := len(batch)
+		if batch = w.drain(batch); len(batch) == n {
+			break
+		}
+	}
+	return batch
+}
+
+// drain adds what is queued now, without waiting, up to maxBatch.
+func (w *writer) drain(batch []inbound) []inbound {
+	for len(batch) < maxBatch {
+		select {
+		case next := <-w.in:
+			batch = append(batch, next)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit appends msgs, retrying with backoff while the store refuses. It

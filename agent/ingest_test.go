@@ -205,3 +205,47 @@ func TestBackoffJitteredAndCapped(t *testing.T) {
 		t.Fatalf("after reset: %v, want < 1s", d)
 	}
 }
+
+// TestWriterTakeLingersOnlyUnderAFlood: take waits for a fuller commit only
+// while messages keep coming, never for a lone message, and for at most
+// lingerSteps steps. sleep stands in for time passing: each call delivers
+// the messages that would have arrived meanwhile.
+func TestWriterTakeLingersOnlyUnderAFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		queued     int   // waiting when take starts (after the first)
+		arrivals   []int // messages arriving during each sleep
+		wantBatch  int
+		wantSleeps int
+	}{
+		{name: "lone message: committed at once", queued: 0, arrivals: []int{50}, wantBatch: 1, wantSleeps: 0},
+		{name: "flood: waits until lingerBatch", queued: 40, arrivals: []int{60, 60, 60, 60, 60}, wantBatch: 41 + 4*60, wantSleeps: 4},
+		{name: "burst that stops: one empty step ends it", queued: 9, arrivals: []int{5, 0, 100}, wantBatch: 15, wantSleeps: 2},
+		{name: "slow flood: at most lingerSteps steps", queued: 1, arrivals: []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}, wantBatch: 2 + 3*lingerSteps, wantSleeps: lingerSteps},
+		{name: "full queue: no wait", queued: lingerBatch, arrivals: []int{10}, wantBatch: lingerBatch + 1, wantSleeps: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWriter(nil, newHealth(time.Now()), quietLogger())
+			w.in = make(chan inbound, 4096)
+			for range tc.queued {
+				w.in <- inbound{}
+			}
+			sleeps := 0
+			w.sleep = func(d time.Duration) {
+				if d != lingerStep {
+					t.Fatalf("slept %v, want steps of %v", d, lingerStep)
+				}
+				if sleeps < len(tc.arrivals) {
+					for range tc.arrivals[sleeps] {
+						w.in <- inbound{}
+					}
+				}
+				sleeps++
+			}
+			batch := w.take([]inbound{{}})
+			if len(batch) != tc.wantBatch || sleeps != tc.wantSleeps {
+				t.Fatalf("batch of %d after %d sleeps, want %d after %d", len(batch), sleeps, tc.wantBatch, tc.wantSleeps)
+			}
+		})
+	}
+}
