@@ -99,6 +99,24 @@ fuzz: ## each fuzz target for FUZZTIME (default 5s); a crasher lands in the pack
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | grep -v '^fuzz: elapsed' || exit 1; \
 	done
 
+# Benchmark (issue 7): the real binary against one mosquitto over TLS on
+# loopback (limits raised: 1000 in flight, 100000 queued), beside the old
+# Python script and mosquitto_sub; several runs, median and range of each
+# figure beside its target. A missed target is printed, not an error; a
+# lost message or a crashed subject is. RUNS=N (default 3), QUICK=1 (smoke
+# run), ONLY=ingest,commands,footprint,scale, KEEP=1 (keep the work dir),
+# NAGLE=1 (mosquitto's default Nagle on; the bench turns it off).
+# Needs mosquitto, mosquitto-clients and Debian's python3-paho-mqtt.
+.PHONY: bench bench-deps
+bench: build dist bench-deps ## benchmark vs the old script and mosquitto_sub: ingest, commands, footprint, store scale (RUNS=N QUICK=1 ONLY=…)
+	$(GO) build -o bin/edge-bench ./cmd/edge-bench
+	bin/edge-bench -agent bin/edge-agent -dist $(DIST) $(if $(RUNS),-runs $(RUNS)) $(if $(QUICK),-quick) $(if $(ONLY),-only $(ONLY)) $(if $(KEEP),-keep) $(if $(NAGLE),-nagle)
+
+bench-deps: ## python3-paho-mqtt for the bench's old-script baseline, installed (as root) only if missing
+	@/usr/bin/python3 -c 'import paho.mqtt' 2>/dev/null && exit 0; \
+	  if [ "$$(id -u)" != 0 ]; then echo "bench: the old script needs: sudo apt-get install -y python3-paho-mqtt"; exit 1; fi; \
+	  apt-get install -y python3-paho-mqtt || { apt-get update && apt-get install -y python3-paho-mqtt; }
+
 # Hardware in the loop (README, "Hardware in the loop"): make dist's arm64
 # and armv6 binaries, unchanged, on Debian's arm64 kernel in
 # qemu-system-aarch64 (virt board, TCG), driving the board's PL061 GPIO
