@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	agentpkg "github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/control"
 	"github.com/edge-agent/edge-agent/store"
 )
@@ -104,33 +105,9 @@ func (a *agent) stop() error {
 	return err
 }
 
-// agentStatus is the part of `status -json` the bench reads. Ingest is
-// nil for an agent without the ingest object.
-type agentStatus struct {
-	State     string    `json:"state"`
-	Connected bool      `json:"connected"`
-	Since     time.Time `json:"since"`
-	Inbox     struct {
-		Total   int    `json:"total"`
-		Pending int    `json:"pending"`
-		LastSeq uint64 `json:"last_seq"`
-		Bytes   int64  `json:"bytes"`
-	} `json:"inbox"`
-	Outbox struct {
-		Pending int `json:"pending"`
-	} `json:"outbox"`
-	LastError        string `json:"last_error"`
-	StoredSinceStart uint64 `json:"stored_since_start"`
-	Ingest           *struct {
-		Commits       uint64 `json:"commits"`
-		Messages      uint64 `json:"messages"`
-		StoredLatency *struct {
-			P50 float64 `json:"p50"`
-			P99 float64 `json:"p99"`
-			Max float64 `json:"max"`
-		} `json:"stored_latency_ms"`
-	} `json:"ingest"`
-}
+// agentStatus is the status document, as the agent defines it. Ingest is
+// nil for an agent built before the ingest object (A/B runs of older builds).
+type agentStatus = agentpkg.Status
 
 func (a *agent) status() (agentStatus, error) {
 	var st agentStatus

@@ -58,30 +58,9 @@ func (e *env) drain(s subject, tag string, n int, prepared func() error) (drainR
 	}
 	p := s.process()
 	defer p.kill()
-	var first, last time.Time
-	var cpu0 float64
-	progress, progressAt := 0, time.Now()
-	for {
-		c, err := s.count()
-		now := time.Now()
-		if err == nil && c > 0 && first.IsZero() {
-			first = now
-			cpu0, _ = cpuSeconds(p.pid())
-		}
-		if err == nil && c >= n {
-			last = now
-			break
-		}
-		if err == nil && c > progress {
-			progress, progressAt = c, now
-		}
-		if !p.alive() {
-			return res, fmt.Errorf("%s exited while draining (%d of %d stored): %s", s.kind(), progress, n, p.lastLines())
-		}
-		if now.Sub(progressAt) > stallLimit {
-			return res, fmt.Errorf("%s stalled at %d of %d stored (last error %v)", s.kind(), progress, n, err)
-		}
-		time.Sleep(pollEvery)
+	first, last, cpu0, err := waitStored(s, p, 0, n, "while draining")
+	if err != nil {
+		return res, err
 	}
 	if cpu1, err := cpuSeconds(p.pid()); err == nil {
 		res.cpu = cpu1 - cpu0
@@ -206,31 +185,9 @@ func (e *env) live(s subject, tag string, n int) (liveResult, error) {
 		r, err := pub.flood(s.topic(), n, func(i int) []byte { return makePayload(tag, i, 0) })
 		done <- pubDone{r, err}
 	}()
-	var first, last time.Time
-	progress, progressAt := 0, time.Now()
-	for {
-		c, err := s.count()
-		now := time.Now()
-		if err == nil {
-			c -= c0
-		}
-		if err == nil && c > 0 && first.IsZero() {
-			first = now
-		}
-		if err == nil && c >= n {
-			last = now
-			break
-		}
-		if err == nil && c > progress {
-			progress, progressAt = c, now
-		}
-		if !p.alive() {
-			return res, fmt.Errorf("%s exited in the flood (%d of %d stored): %s", s.kind(), progress, n, p.lastLines())
-		}
-		if now.Sub(progressAt) > stallLimit {
-			return res, fmt.Errorf("%s stalled at %d of %d stored in the flood", s.kind(), progress, n)
-		}
-		time.Sleep(pollEvery)
+	first, last, _, err := waitStored(s, p, c0, n, "in the flood")
+	if err != nil {
+		return res, err
 	}
 	pd := <-done
 	if pd.err != nil {
@@ -256,4 +213,36 @@ func (e *env) live(s subject, tag string, n int) (liveResult, error) {
 		return res, err
 	}
 	return res, s.dropSession()
+}
+
+// waitStored polls s until it has stored n messages beyond c0 and returns
+// when the first and the n-th were seen, and the subject's CPU seconds at
+// the first. It fails when the subject exits or stores nothing new for
+// stallLimit; during names the phase in the error.
+func waitStored(s subject, p *proc, c0, n int, during string) (first, last time.Time, cpu0 float64, err error) {
+	progress, progressAt := 0, time.Now()
+	for {
+		c, err := s.count()
+		now := time.Now()
+		if err == nil {
+			c -= c0
+		}
+		if err == nil && c > 0 && first.IsZero() {
+			first = now
+			cpu0, _ = cpuSeconds(p.pid())
+		}
+		if err == nil && c >= n {
+			return first, now, cpu0, nil
+		}
+		if err == nil && c > progress {
+			progress, progressAt = c, now
+		}
+		if !p.alive() {
+			return first, last, cpu0, fmt.Errorf("%s exited %s (%d of %d stored): %s", s.kind(), during, progress, n, p.lastLines())
+		}
+		if now.Sub(progressAt) > stallLimit {
+			return first, last, cpu0, fmt.Errorf("%s stalled %s at %d of %d stored (last error %v)", s.kind(), during, progress, n, err)
+		}
+		time.Sleep(pollEvery)
+	}
 }
