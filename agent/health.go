@@ -36,11 +36,8 @@ type health struct {
 	bootstrapErr     string // why credentials could not be had; "" = fine
 	bootstrapRefused bool   // the service refused the login
 
-	// Written by the writer.
+	// Written by the writer (its counters are in ingestStats).
 	storageErr string
-	stored     uint64 // records committed by this process
-	lastSeq    uint64
-	lastMsgAt  time.Time
 }
 
 func newHealth(now time.Time) *health { return &health{since: now} }
@@ -91,22 +88,13 @@ func (h *health) setStorage(err error) {
 	h.storageErr = err.Error()
 }
 
-func (h *health) noteStored(n int, lastSeq uint64, at time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.stored += uint64(n)
-	h.lastSeq = lastSeq
-	h.lastMsgAt = at
-}
-
 // healthSnapshot is a copy of health taken under its lock.
 type healthSnapshot struct {
 	Connected, AuthFailed       bool
 	ConnErr, StorageErr, Broker string
 	BootstrapErr                string
 	BootstrapRefused            bool
-	Since, LastMsgAt            time.Time
-	Stored, LastSeq             uint64
+	Since                       time.Time
 }
 
 func (h *health) snapshot() healthSnapshot {
@@ -116,8 +104,7 @@ func (h *health) snapshot() healthSnapshot {
 		Connected: h.connected, AuthFailed: h.authFailed,
 		ConnErr: h.connErr, StorageErr: h.storageErr, Broker: h.broker,
 		BootstrapErr: h.bootstrapErr, BootstrapRefused: h.bootstrapRefused,
-		Since: h.since, LastMsgAt: h.lastMsgAt,
-		Stored: h.stored, LastSeq: h.lastSeq,
+		Since: h.since,
 	}
 }
 

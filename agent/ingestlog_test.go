@@ -91,24 +91,35 @@ func TestStoredLogFlushOnStop(t *testing.T) {
 	}
 }
 
-// TestIngestStatsPerCommitAndLatency: messages per commit and the
-// receive→stored percentiles over the latest latencyWindow messages.
+// TestIngestStatsPerCommitAndLatency: messages per commit, the newest
+// message's time and the receive→stored percentiles over the latest
+// latencyWindow messages.
 func TestIngestStatsPerCommitAndLatency(t *testing.T) {
 	var s ingestStats
-	if st := s.status(); st.Commits != 0 || st.StoredLatency != nil {
-		t.Fatalf("fresh stats: %+v", st)
+	if st, last := s.status(); st.Commits != 0 || st.StoredLatency != nil || !last.IsZero() {
+		t.Fatalf("fresh stats: %+v, last %v", st, last)
 	}
 	done := time.Unix(1000, 0)
-	// 2000 old messages at 50 ms, then 1000 at 1..1000 µs: only the latest count.
-	s.noteCommit(done, func(int) time.Time { return done.Add(-50 * time.Millisecond) }, 2000)
-	for i := range 10 {
-		s.noteCommit(done, func(j int) time.Time {
-			return done.Add(-time.Duration(i*100+j+1) * time.Microsecond)
-		}, 100)
+	received := func(n int, at func(j int) time.Time) []inbound {
+		b := make([]inbound, n)
+		for j := range b {
+			b[j].msg.ReceivedAt = at(j)
+		}
+		return b
 	}
-	st := s.status()
+	// 2000 old messages at 50 ms, then 1000 at 1000..1 µs: only the latest count.
+	s.noteCommit(done, received(2000, func(int) time.Time { return done.Add(-50 * time.Millisecond) }))
+	for i := range 10 {
+		s.noteCommit(done, received(100, func(j int) time.Time {
+			return done.Add(-time.Duration(1000-i*100-j) * time.Microsecond)
+		}))
+	}
+	st, last := s.status()
 	if st.Commits != 11 || st.Messages != 3000 {
 		t.Fatalf("commits %d messages %d, want 11 and 3000", st.Commits, st.Messages)
+	}
+	if want := done.Add(-time.Microsecond); !last.Equal(want) {
+		t.Fatalf("last message at %v, want the newest's receive time %v", last, want)
 	}
 	if want := 3000.0 / 11; st.PerCommit != want {
 		t.Fatalf("per commit %v, want %v", st.PerCommit, want)

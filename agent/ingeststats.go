@@ -18,23 +18,24 @@ const latencyWindow = 1000
 // sender waits for its acknowledgement. The writer writes, status reads; a
 // mutex, as in health, because reads come at arbitrary times.
 type ingestStats struct {
-	mu       sync.Mutex
-	commits  uint64
-	messages uint64
-	ring     [latencyWindow]time.Duration
-	next     int // where the next latency goes
-	filled   int // how many of ring hold a latency
+	mu        sync.Mutex
+	commits   uint64
+	messages  uint64    // stored by this process: stored_since_start
+	lastMsgAt time.Time // receive time of the newest stored message
+	ring      [latencyWindow]time.Duration
+	next      int // where the next latency goes
+	filled    int // how many of ring hold a latency
 }
 
-// noteCommit records one commit: done is when it became durable, received
-// the receive time of each message in it.
-func (s *ingestStats) noteCommit(done time.Time, received func(i int) time.Time, n int) {
+// noteCommit records one commit of batch, durable since done.
+func (s *ingestStats) noteCommit(done time.Time, batch []inbound) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commits++
-	s.messages += uint64(n)
-	for i := range n {
-		s.ring[s.next] = done.Sub(received(i))
+	s.messages += uint64(len(batch))
+	s.lastMsgAt = batch[len(batch)-1].msg.ReceivedAt
+	for _, in := range batch {
+		s.ring[s.next] = done.Sub(in.msg.ReceivedAt)
 		s.next = (s.next + 1) % latencyWindow
 		s.filled = min(s.filled+1, latencyWindow)
 	}
@@ -60,9 +61,12 @@ type LatencyMS struct {
 	N   int     `json:"n"`
 }
 
-func (s *ingestStats) status() IngestStatus {
+// status is the ingest object and the newest message's receive time (zero
+// before the first).
+func (s *ingestStats) status() (IngestStatus, time.Time) {
 	s.mu.Lock()
 	out := IngestStatus{Commits: s.commits, Messages: s.messages}
+	last := s.lastMsgAt
 	lat := slices.Clone(s.ring[:s.filled])
 	s.mu.Unlock()
 	if out.Commits > 0 {
@@ -75,7 +79,7 @@ func (s *ingestStats) status() IngestStatus {
 			Max: ms(lat[len(lat)-1]), N: len(lat),
 		}
 	}
-	return out
+	return out, last
 }
 
 // percentile is the nearest-rank percentile of sorted, which is not empty.

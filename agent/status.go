@@ -96,28 +96,27 @@ func (s *statusSource) state() (string, store.Stats, int, healthSnapshot) {
 func (s *statusSource) build() Status {
 	state, st, out, snap := s.state()
 	doc := Status{
-		Version:          s.version,
-		DeviceID:         s.cfg.DeviceID,
-		State:            state,
-		Connected:        snap.Connected,
-		Broker:           snap.Broker,
-		ClientID:         s.sc.ClientID,
-		Since:            snap.Since.UTC(),
-		Inbox:            InboxStatus{Total: st.Total, Pending: st.Pending, LastSeq: st.LastSeq, Bytes: st.Bytes},
-		Outbox:           OutboxStatus{Pending: out},
-		Relays:           map[string]RelayStatus{},
-		LEDs:             map[string]string{},
-		LastError:        snap.lastError(),
-		StoredSinceStart: snap.Stored,
-		Uptime:           time.Since(processStart).Round(time.Second).String(),
-	}
-	if !snap.LastMsgAt.IsZero() {
-		t := snap.LastMsgAt.UTC()
-		doc.LastMessageAt = &t
+		Version:   s.version,
+		DeviceID:  s.cfg.DeviceID,
+		State:     state,
+		Connected: snap.Connected,
+		Broker:    snap.Broker,
+		ClientID:  s.sc.ClientID,
+		Since:     snap.Since.UTC(),
+		Inbox:     InboxStatus{Total: st.Total, Pending: st.Pending, LastSeq: st.LastSeq, Bytes: st.Bytes},
+		Outbox:    OutboxStatus{Pending: out},
+		Relays:    map[string]RelayStatus{},
+		LEDs:      map[string]string{},
+		LastError: snap.lastError(),
+		Uptime:    time.Since(processStart).Round(time.Second).String(),
 	}
 	if s.ingest != nil {
-		in := s.ingest.status()
-		doc.Ingest = &in
+		in, last := s.ingest.status()
+		doc.Ingest, doc.StoredSinceStart = &in, in.Messages
+		if !last.IsZero() {
+			t := last.UTC()
+			doc.LastMessageAt = &t
+		}
 	}
 	if s.bank != nil {
 		for name, r := range s.bank.States() {
