@@ -90,6 +90,10 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// startProfile starts a CPU profile of `run` and returns what stops it; a
+// no-op unless built with -tags pprof (pprof.go).
+var startProfile = func() (stop func()) { return func() {} }
+
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
@@ -119,6 +123,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if os.Getenv("EDGE_AGENT_FAILPOINT") == "after-relay-move" {
 		opts.Failpoint = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
+	defer startProfile()()
 	err = agent.Run(ctx, cfg, opts)
 	if err != nil {
 		log.Error("edge-agent stopped", "err", err)

@@ -38,6 +38,7 @@ type agent struct {
 	dataDir  string
 	cfgPath  string
 	p        *proc
+	env      []string // extra environment of its process
 	// startups: process start → connected, for each start that
 	// waitConnected saw connect.
 	startups []time.Duration
@@ -83,7 +84,7 @@ func (a *agent) start(watch func(string, time.Time)) error {
 	if a.p != nil && a.p.alive() {
 		return fmt.Errorf("agent %s already running", a.name)
 	}
-	p, err := startProc([]string{a.e.agentBin, "run", "-config", a.cfgPath}, nil, nil,
+	p, err := startProc([]string{a.e.agentBin, "run", "-config", a.cfgPath}, a.env, nil,
 		filepath.Join(a.dir, "agent.log"), watch)
 	if err != nil {
 		return err

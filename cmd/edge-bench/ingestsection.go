@@ -23,6 +23,10 @@ func ingestSection(e *env) *drainResult {
 			e.fail("%s: %v", kind, err)
 			continue
 		}
+		if as, ok := s.(agentSubject); ok && e.cpuProfile != "" {
+			// Each start rewrites the file: the drain's start is the last.
+			as.env = []string{"EDGE_AGENT_CPUPROFILE=" + e.cpuProfile}
+		}
 		r, err := e.drain(s, e.id("drain-"+kindKey[kind]), n, nil)
 		if err != nil {
 			e.fail("backlog drain, %s: %v", kind, err)

@@ -64,6 +64,7 @@ var sectionNames = []string{"ingest", "commands", "footprint", "scale"}
 type env struct {
 	agentBin   string
 	scriptPath string
+	cpuProfile string // where the agent writes a profile of its drain; "" = none
 	distDir    string
 	dir        string
 	pki        *agenttest.PKI
@@ -126,10 +127,11 @@ func main() {
 		distDir  = flag.String("dist", "dist", "directory holding the release binaries (make dist) whose sizes are reported")
 		keep     = flag.Bool("keep", false, "keep the work directory (logs, databases, broker log)")
 		script   = flag.String("script", defaultScript, "the old script (baseline)")
+		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent's backlog drain (in the last run) to this file; the agent must be built with -tags pprof (make profile)")
 		nagle    = flag.Bool("nagle", false, "leave mosquitto's default set_tcp_nodelay false (Nagle on): latencies then measure the broker's batching")
 	)
 	flag.Parse()
-	e := &env{sz: fullSizes, runs: *runs, distDir: *distDir, scriptPath: *script, rep: newReport(),
+	e := &env{sz: fullSizes, runs: *runs, distDir: *distDir, scriptPath: *script, cpuProfile: *profile, rep: newReport(),
 		sections: map[string]bool{}, templates: map[int]string{}, started: time.Now(),
 		token: strconv.FormatInt(time.Now().UnixNano()%1e6, 36)}
 	if *quick {
