@@ -31,8 +31,8 @@ import (
 
 // Where the baselines come from.
 const (
-	pythonBin       = "/usr/bin/python3"                // Debian's, with python3-paho-mqtt (paho 1.x)
-	defaultScript   = "../shared/baselines/seed_sub.py" // beside the checkout, as the issue gives it; make runs from the repository's top
+	pythonBin       = "/usr/bin/python3"             // Debian's, with python3-paho-mqtt (paho 1.x)
+	defaultScript   = "scripts/baseline/seed_sub.py" // a copy of ../shared/baselines/seed_sub.py; make runs from the repository top
 	mosquittoSubBin = "mosquitto_sub"
 	aptPahoCommand  = "apt-get install -y python3-paho-mqtt"
 )
