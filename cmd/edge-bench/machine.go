@@ -137,7 +137,7 @@ func fsType(dir string) string {
 	if syscall.Statfs(dir, &st) != nil {
 		return "unknown fs"
 	}
-	switch st.Type {
+	switch uint32(st.Type) { // int32 on 32-bit targets, int64 on 64-bit
 	case 0xEF53:
 		return "ext4"
 	case 0x01021994:

@@ -30,7 +30,7 @@ func prefill(e *env) error {
 		dir := filepath.Join(e.dir, "templates", fmt.Sprint(n))
 		fmt.Printf("[%6.1fs] scale: prefilling a store with %s records\n", time.Since(e.started).Seconds(), num(float64(n), 0))
 		t0 := time.Now()
-		db, err := store.Open(dir, &store.Options{RetainRecords: n + 1, RetainBytes: 1 << 30, MaxSize: 2 << 30})
+		db, err := store.Open(dir, &store.Options{RetainRecords: n + 1, RetainBytes: 1 << 30, MaxSize: 1 << 30}) // 1M records take 237 MB
 		if err != nil {
 			return err
 		}
