@@ -95,17 +95,28 @@ func (w *writeCoalescer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// flush is the goroutine that writes: it owns the underlying Write.
+// flush is the goroutine that writes: it owns the underlying Write. When a
+// write fails it closes the connection, so the reader, and with it paho,
+// notices; outside the lock, since tls.Conn.Close writes an alert that can
+// wait seconds on a stuck connection, and Writers must see the error now.
 func (w *writeCoalescer) flush() {
 	defer close(w.done)
+	if w.writeAll() != nil {
+		_ = w.Conn.Close()
+	}
+}
+
+// writeAll writes out what Write buffers until Close leaves nothing to
+// write (nil) or a write fails (its error, kept in w.err).
+func (w *writeCoalescer) writeAll() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for {
-		for len(w.buf) == 0 && w.err == nil && !w.closing {
+		for len(w.buf) == 0 && !w.closing {
 			w.cond.Wait()
 		}
-		if w.err != nil || len(w.buf) == 0 {
-			return // failed, or closing with nothing left to write
+		if len(w.buf) == 0 {
+			return nil // closing, all written
 		}
 		out := w.buf
 		w.buf = w.spare[:0]
@@ -113,9 +124,10 @@ func (w *writeCoalescer) flush() {
 		_, err := w.Conn.Write(out)
 		w.mu.Lock()
 		w.spare = out[:0]
-		if err != nil && w.err == nil {
+		if err != nil {
 			w.err = err
-			_ = w.Conn.Close() // so the reader, and with it paho, notices
+			w.cond.Broadcast()
+			return err
 		}
 		w.cond.Broadcast()
 	}
