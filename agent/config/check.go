@@ -15,6 +15,12 @@ import (
 // of seconds [MQTT-3.1.2.10].
 const maxKeepalive = 65535 * time.Second
 
+// Bounds of mqtt.max_message_size.
+const (
+	minMessageSize = 1 << 10
+	maxMessageSize = 256 << 20
+)
+
 // minDBSize keeps max_db_size above what bbolt needs for its first pages.
 const minDBSize = 1 << 20
 
@@ -125,6 +131,19 @@ func (l *loader) checkMQTT(c *Config) {
 			l.problem("mqtt.keepalive", fmt.Sprintf("%s is longer than MQTT allows (65535s)", m.Keepalive), `use at most "18h12m15s"; the default is "30s"`)
 		}
 		out.Keepalive = k
+	}
+
+	if n, ok := l.size("mqtt.max_message_size", m.MaxMessageSize); ok {
+		switch {
+		case n < minMessageSize:
+			l.problem("mqtt.max_message_size", fmt.Sprintf("%s is below the 1KiB minimum", m.MaxMessageSize),
+				fmt.Sprintf("use at least \"1KiB\"; the default is %q", DefaultMaxMessageSize))
+		case n > maxMessageSize:
+			l.problem("mqtt.max_message_size", fmt.Sprintf("%s is above the 256MiB maximum", m.MaxMessageSize),
+				fmt.Sprintf("use at most \"256MiB\"; the default is %q", DefaultMaxMessageSize))
+		default:
+			out.MaxMessageSize = n
+		}
 	}
 }
 

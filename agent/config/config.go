@@ -48,6 +48,10 @@ type MQTT struct {
 	ReplyTopic         string // "" = no replies
 	StatusTopic        string // "" = no online/offline status
 	Keepalive          time.Duration
+	// MaxMessageSize is the largest notification, in bytes, stored whole;
+	// a larger one is acknowledged and stored as a marker record (topic,
+	// size, first bytes), never held in memory whole.
+	MaxMessageSize int64
 }
 
 // Bootstrap is the [bootstrap] section: where to get MQTT credentials from

@@ -18,11 +18,12 @@ func TestDefaults(t *testing.T) {
 		DeviceID: "5219709",
 		DataDir:  "/var/lib/edge-agent",
 		MQTT: MQTT{
-			Broker:      Broker{TLS: true, Host: "broker.example.com", Port: 8883},
-			NotifyTopic: "/sys/5219709/thing/push/notify",
-			ReplyTopic:  "/sys/5219709/thing/push/reply",
-			StatusTopic: "/sys/5219709/thing/status",
-			Keepalive:   30 * time.Second,
+			Broker:         Broker{TLS: true, Host: "broker.example.com", Port: 8883},
+			NotifyTopic:    "/sys/5219709/thing/push/notify",
+			ReplyTopic:     "/sys/5219709/thing/push/reply",
+			StatusTopic:    "/sys/5219709/thing/status",
+			Keepalive:      30 * time.Second,
+			MaxMessageSize: 1 << 20,
 		},
 		Bootstrap: Bootstrap{RefreshInterval: 12 * time.Hour},
 		HW:        HW{Backend: "periph"},
@@ -48,6 +49,7 @@ func TestValues(t *testing.T) {
 		`client_id = "{device_id}@42"`,
 		`notify_topic = "/t/{device_id}/in"`,
 		`keepalive = "1m"`,
+		`max_message_size = "4 MB"`,
 		`[hw]`,
 		`backend = "sim"`,
 		`[leds]`,
@@ -75,14 +77,15 @@ func TestValues(t *testing.T) {
 		t.Errorf("data_dir, backend = %q, %q", got.DataDir, got.HW.Backend)
 	}
 	wantMQTT := MQTT{
-		Broker:      Broker{TLS: true, Host: "10.1.2.3", Port: 1883},
-		Username:    "gw-7",
-		ServerName:  "broker.example.com",
-		ClientID:    "gw-7@42",
-		NotifyTopic: "/t/gw-7/in",
-		ReplyTopic:  "/sys/gw-7/thing/push/reply",
-		StatusTopic: "/sys/gw-7/thing/status",
-		Keepalive:   time.Minute,
+		Broker:         Broker{TLS: true, Host: "10.1.2.3", Port: 1883},
+		Username:       "gw-7",
+		ServerName:     "broker.example.com",
+		ClientID:       "gw-7@42",
+		NotifyTopic:    "/t/gw-7/in",
+		ReplyTopic:     "/sys/gw-7/thing/push/reply",
+		StatusTopic:    "/sys/gw-7/thing/status",
+		Keepalive:      time.Minute,
+		MaxMessageSize: 4_000_000,
 	}
 	if got.MQTT != wantMQTT {
 		t.Errorf("mqtt = %+v\nwant   %+v", got.MQTT, wantMQTT)

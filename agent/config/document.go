@@ -41,6 +41,7 @@ type mqttSection struct {
 	ReplyTopic         string `toml:"reply_topic"`
 	StatusTopic        string `toml:"status_topic"`
 	Keepalive          string `toml:"keepalive"`
+	MaxMessageSize     string `toml:"max_message_size"`
 }
 
 type bootstrapSection struct {
@@ -87,17 +88,18 @@ type storeSection struct {
 
 // Defaults, as documented in DESIGN.md and the example config.
 const (
-	DefaultDataDir       = "/var/lib/edge-agent"
-	DefaultNotifyTopic   = "/sys/{device_id}/thing/push/notify"
-	DefaultReplyTopic    = "/sys/{device_id}/thing/push/reply"
-	DefaultStatusTopic   = "/sys/{device_id}/thing/status"
-	DefaultKeepalive     = "30s"
-	DefaultBackend       = BackendPeriph
-	DefaultRetainRecords = 100000
-	DefaultRetainBytes   = "64MiB"
-	DefaultMaxDBSize     = "256MiB"
-	DefaultPowerOn       = PowerOnOff
-	DefaultMaxOn         = "0s"
+	DefaultDataDir        = "/var/lib/edge-agent"
+	DefaultNotifyTopic    = "/sys/{device_id}/thing/push/notify"
+	DefaultReplyTopic     = "/sys/{device_id}/thing/push/reply"
+	DefaultStatusTopic    = "/sys/{device_id}/thing/status"
+	DefaultKeepalive      = "30s"
+	DefaultMaxMessageSize = "1MiB"
+	DefaultBackend        = BackendPeriph
+	DefaultRetainRecords  = 100000
+	DefaultRetainBytes    = "64MiB"
+	DefaultMaxDBSize      = "256MiB"
+	DefaultPowerOn        = PowerOnOff
+	DefaultMaxOn          = "0s"
 )
 
 // DefaultRefreshInterval is bootstrap.refresh_interval when it is absent.
@@ -110,10 +112,11 @@ func defaults() document {
 	return document{
 		DataDir: DefaultDataDir,
 		MQTT: mqttSection{
-			NotifyTopic: DefaultNotifyTopic,
-			ReplyTopic:  DefaultReplyTopic,
-			StatusTopic: DefaultStatusTopic,
-			Keepalive:   DefaultKeepalive,
+			NotifyTopic:    DefaultNotifyTopic,
+			ReplyTopic:     DefaultReplyTopic,
+			StatusTopic:    DefaultStatusTopic,
+			Keepalive:      DefaultKeepalive,
+			MaxMessageSize: DefaultMaxMessageSize,
 		},
 		HW: hwSection{Backend: DefaultBackend},
 		Store: storeSection{
@@ -144,10 +147,11 @@ type schemaEntry struct {
 
 // keys whose string values have a syntax of their own.
 var specialKinds = map[string]valueKind{
-	"mqtt.keepalive":     kindDuration,
-	"relay.max_on":       kindDuration,
-	"store.retain_bytes": kindSize,
-	"store.max_db_size":  kindSize,
+	"mqtt.keepalive":        kindDuration,
+	"mqtt.max_message_size": kindSize,
+	"relay.max_on":          kindDuration,
+	"store.retain_bytes":    kindSize,
+	"store.max_db_size":     kindSize,
 }
 
 // schema maps every accepted dotted key, without array indexes

@@ -94,6 +94,21 @@ func TestProblems(t *testing.T) {
 			key:  "mqtt.keepalive", line: 4, msg: `"30" is not a duration`, fix: `"30s"`,
 		},
 		{
+			name: "max_message_size below 1KiB",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `max_message_size = "1000B"`),
+			key:  "mqtt.max_message_size", line: 4, msg: "below the 1KiB minimum", fix: `"1KiB"`,
+		},
+		{
+			name: "max_message_size above 256MiB",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `max_message_size = "257MiB"`),
+			key:  "mqtt.max_message_size", line: 4, msg: "above the 256MiB maximum", fix: `"256MiB"`,
+		},
+		{
+			name: "max_message_size without a unit",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `max_message_size = "4096"`),
+			key:  "mqtt.max_message_size", line: 4, msg: "has no unit", fix: `"64MiB"`,
+		},
+		{
 			name: "empty notify_topic",
 			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `notify_topic = ""`),
 			key:  "mqtt.notify_topic", line: 4, msg: "must not be empty", fix: DefaultNotifyTopic,
