@@ -63,27 +63,35 @@ func (db *DB) Apply(c Change) ([]uint64, error) {
 				return err
 			}
 		}
-		if len(c.Outbox) > 0 {
-			seq, n := getU64(t.meta, keyOutboxSeq), getU64(t.meta, keyOutboxCount)
-			for _, m := range c.Outbox {
-				seq++
-				if err := t.outbox.Put(seqKey(seq), encodeOutMsg(m)); err != nil {
-					return err
-				}
-				ids = append(ids, seq)
-				n++
-			}
-			if err := putU64(t.meta, keyOutboxSeq, seq); err != nil {
-				return err
-			}
-			return putU64(t.meta, keyOutboxCount, n)
-		}
-		return nil
+		var err error
+		ids, err = t.putOutbox(c.Outbox)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
 	return ids, nil
+}
+
+// putOutbox queues msgs in the outbox and returns the ids it gave them.
+func (t *txn) putOutbox(msgs []OutMsg) ([]uint64, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	ids := make([]uint64, 0, len(msgs))
+	seq, n := getU64(t.meta, keyOutboxSeq), getU64(t.meta, keyOutboxCount)
+	for _, m := range msgs {
+		seq++
+		if err := t.outbox.Put(seqKey(seq), encodeOutMsg(m)); err != nil {
+			return nil, err
+		}
+		ids = append(ids, seq)
+		n++
+	}
+	if err := putU64(t.meta, keyOutboxSeq, seq); err != nil {
+		return nil, err
+	}
+	return ids, putU64(t.meta, keyOutboxCount, n)
 }
 
 func (t *txn) putCommand(c *CommandChange, max uint64) error {

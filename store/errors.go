@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 )
@@ -32,6 +33,20 @@ var (
 	// ErrClosed means the DB was used after Close.
 	ErrClosed = errors.New("store is closed")
 )
+
+// TooLargeError is Append's refusal of a pending message that alone is
+// larger than Options.RetainBytes: no amount of waiting makes room for it.
+// Nothing of the batch was written.
+type TooLargeError struct {
+	Index int   // the message's index in the batch
+	Size  int64 // its topic and payload bytes
+	Bound int64 // Options.RetainBytes
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("message %d of the batch (%d bytes) is larger than the store's retain_bytes (%d) and cannot be kept pending",
+		e.Index, e.Size, e.Bound)
+}
 
 // Disk-full errors are not wrapped in a sentinel of ours: Append returns
 // them wrapped so that errors.Is(err, syscall.ENOSPC) and

@@ -14,6 +14,14 @@ type Message struct {
 	Topic      string
 	Payload    []byte
 	Dup        bool // the MQTT DUP flag as received
+	Retained   bool // the MQTT RETAIN flag as received
+	// Oversize, when > 0, makes this a marker for a message of that many
+	// bytes that was too large to take in: Payload holds its first bytes.
+	Oversize int64
+	// Reply, when set, is queued in the outbox in the same transaction as
+	// the record: a refusal decided on arrival is on disk with the message
+	// it answers, or neither is.
+	Reply *OutMsg
 	// Pending marks a message still to be handled (a command to execute);
 	// false means it was handled on arrival. Retention never drops a
 	// pending record; MarkHandled clears the mark.
@@ -27,6 +35,8 @@ type Record struct {
 	Topic      string
 	Payload    []byte // the exact bytes, the caller's to keep
 	Dup        bool
+	Retained   bool  // the MQTT RETAIN flag as received
+	Oversize   int64 // > 0: a marker for a message of this many bytes; Payload is its first bytes
 	Pending    bool
 }
 
@@ -84,7 +94,10 @@ func (t *txn) putInboxCounters(c inboxCounters) error {
 // records or RetainBytes bytes, the oldest handled records are dropped (a
 // handled message of this very batch too, if it alone exceeds the bound).
 // Pending records are never dropped: if the bound cannot be met without
-// dropping one, Append fails with ErrFull.
+// dropping one, Append fails with ErrFull. A pending message that alone is
+// larger than RetainBytes could never be stored: Append fails at once with
+// ErrTooLarge, naming its index, so the caller can store it otherwise and
+// go on with the rest.
 //
 // A full disk fails with an error for which errors.Is(err, syscall.ENOSPC)
 // holds, a file at Options.MaxSize with bbolt's errors.ErrMaxSizeReached;
@@ -97,12 +110,17 @@ func (db *DB) Append(msgs []Message) ([]uint64, error) {
 	vals := make([][]byte, len(msgs))
 	var add uint64
 	for i, m := range msgs {
-		v, err := encodeRecord(Record{ReceivedAt: m.ReceivedAt, Topic: m.Topic, Payload: m.Payload, Dup: m.Dup})
+		size := uint64(len(m.Topic)) + uint64(len(m.Payload))
+		if m.Pending && size > uint64(db.opts.RetainBytes) {
+			return nil, &TooLargeError{Index: i, Size: int64(size), Bound: db.opts.RetainBytes}
+		}
+		v, err := encodeRecord(Record{ReceivedAt: m.ReceivedAt, Topic: m.Topic, Payload: m.Payload,
+			Dup: m.Dup, Retained: m.Retained, Oversize: m.Oversize})
 		if err != nil {
 			return nil, fmt.Errorf("append: message %d: %w", i, err)
 		}
 		vals[i] = v
-		add += uint64(len(m.Topic)) + uint64(len(m.Payload))
+		add += size
 	}
 	seqs := make([]uint64, len(msgs))
 	err := db.update(func(t *txn) error {
@@ -121,6 +139,11 @@ func (db *DB) Append(msgs []Message) ([]uint64, error) {
 					return err
 				}
 				c.pending++
+			}
+			if m.Reply != nil {
+				if _, err := t.putOutbox([]OutMsg{*m.Reply}); err != nil {
+					return err
+				}
 			}
 			seqs[i] = c.seq
 		}

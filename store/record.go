@@ -12,8 +12,9 @@ import (
 // big-endian Seq):
 //
 //	version  1 byte  recordVersion
-//	flags    1 byte  flagDup | flagNoTime; other bits must be 0
+//	flags    1 byte  flagDup | flagNoTime | flagRetained | flagOversize; other bits must be 0
 //	received varint  Unix nanoseconds (0 when flagNoTime)
+//	size     uvarint the message's size in bytes (only with flagOversize)
 //	topicLen uvarint
 //	topic    topicLen bytes
 //	payload  the rest
@@ -25,7 +26,12 @@ const recordVersion = 1
 const (
 	flagDup    = 1 << 0
 	flagNoTime = 1 << 1 // ReceivedAt was the zero time.Time, which has no Unix nanos
-	flagsKnown = flagDup | flagNoTime
+	// flagRetained: the MQTT RETAIN flag as received.
+	flagRetained = 1 << 2
+	// flagOversize: a marker for a message larger than the agent takes in;
+	// payload holds its first bytes and size its whole length.
+	flagOversize = 1 << 3
+	flagsKnown   = flagDup | flagNoTime | flagRetained | flagOversize
 )
 
 // The instants that Unix nanoseconds in an int64 can hold (years 1677-2262).
@@ -52,9 +58,18 @@ func encodeRecord(r Record) ([]byte, error) {
 	if r.Dup {
 		flags |= flagDup
 	}
-	b := make([]byte, 0, 2+binary.MaxVarintLen64+binary.MaxVarintLen64+len(r.Topic)+len(r.Payload))
+	if r.Retained {
+		flags |= flagRetained
+	}
+	if r.Oversize > 0 {
+		flags |= flagOversize
+	}
+	b := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(r.Topic)+len(r.Payload))
 	b = append(b, recordVersion, flags)
 	b = binary.AppendVarint(b, nanos)
+	if r.Oversize > 0 {
+		b = binary.AppendUvarint(b, uint64(r.Oversize))
+	}
 	b = binary.AppendUvarint(b, uint64(len(r.Topic)))
 	b = append(b, r.Topic...)
 	b = append(b, r.Payload...)
@@ -72,9 +87,11 @@ func decodeRecord(b []byte) (Record, error) {
 		return Record{}, err
 	}
 	r := Record{
-		Topic:   string(p.topic),
-		Payload: append([]byte{}, p.payload...),
-		Dup:     p.flags&flagDup != 0,
+		Topic:    string(p.topic),
+		Payload:  append([]byte{}, p.payload...),
+		Dup:      p.flags&flagDup != 0,
+		Retained: p.flags&flagRetained != 0,
+		Oversize: p.oversize,
 	}
 	if p.flags&flagNoTime == 0 {
 		r.ReceivedAt = time.Unix(0, p.nanos).UTC()
@@ -86,6 +103,7 @@ func decodeRecord(b []byte) (Record, error) {
 type parsedRecord struct {
 	flags          byte
 	nanos          int64
+	oversize       int64
 	topic, payload []byte
 }
 
@@ -115,6 +133,15 @@ func parseRecord(b []byte) (parsedRecord, error) {
 	}
 	p.nanos = nanos
 	rest = rest[n:]
+
+	if p.flags&flagOversize != 0 {
+		size, n := binary.Uvarint(rest)
+		if n <= 0 || n != uvarintLen(size) || size == 0 || size > math.MaxInt64 {
+			return p, fmt.Errorf("%w: bad oversize length", errRecord)
+		}
+		p.oversize = int64(size)
+		rest = rest[n:]
+	}
 
 	tlen, n := binary.Uvarint(rest)
 	if n <= 0 || n != uvarintLen(tlen) {

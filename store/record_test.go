@@ -10,7 +10,8 @@ import (
 
 func sameRecord(a, b Record) bool {
 	return a.Seq == b.Seq && a.ReceivedAt.Equal(b.ReceivedAt) && a.ReceivedAt.IsZero() == b.ReceivedAt.IsZero() &&
-		a.Topic == b.Topic && bytes.Equal(a.Payload, b.Payload) && a.Dup == b.Dup && a.Pending == b.Pending
+		a.Topic == b.Topic && bytes.Equal(a.Payload, b.Payload) && a.Dup == b.Dup && a.Pending == b.Pending &&
+		a.Retained == b.Retained && a.Oversize == b.Oversize
 }
 
 var recordExamples = []struct {
@@ -24,6 +25,8 @@ var recordExamples = []struct {
 	{"all bytes", Record{ReceivedAt: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC), Topic: "edge/gw1/notify", Payload: allBytes()}, nil},
 	{"earliest", Record{ReceivedAt: minTime.UTC(), Topic: "x", Payload: []byte{}}, nil},
 	{"latest", Record{ReceivedAt: maxTime.UTC(), Topic: "x", Payload: []byte{}, Dup: true}, nil},
+	{"retained", Record{ReceivedAt: time.Unix(0, 1).UTC(), Topic: "a", Payload: []byte{2}, Retained: true}, []byte{1, flagRetained, 2, 1, 'a', 2}},
+	{"oversize marker", Record{ReceivedAt: time.Unix(0, 1).UTC(), Topic: "a", Payload: []byte{2}, Oversize: 300}, []byte{1, flagOversize, 2, 0xac, 0x02, 1, 'a', 2}},
 	{"long topic", Record{ReceivedAt: time.Unix(1, 0).UTC(), Topic: string(bigPayload(300)), Payload: bigPayload(1000)}, nil},
 }
 
@@ -72,7 +75,9 @@ var malformedRecords = []struct {
 	{"version only", []byte{1}},
 	{"version 0", []byte{0, 0, 0, 0}},
 	{"version 2", []byte{2, 0, 0, 0}},
-	{"unknown flag", []byte{1, 0x04, 0, 0}},
+	{"unknown flag", []byte{1, 0x10, 0, 0}},
+	{"oversize of 0", []byte{1, flagOversize, 0, 0, 0}},
+	{"oversize length missing", []byte{1, flagOversize, 0}},
 	{"no time field", []byte{1, 0}},
 	{"truncated time", []byte{1, 0, 0x80}},
 	{"padded time", []byte{1, 0, 0x80, 0x00, 0}},
@@ -130,7 +135,8 @@ func FuzzRecordRoundTrip(f *testing.F) {
 	f.Add(int64(math.MinInt64), false, "", []byte{}, false)
 	f.Add(int64(math.MaxInt64), true, "\xff", allBytes(), true)
 	f.Fuzz(func(t *testing.T, nanos int64, zero bool, topic string, payload []byte, dup bool) {
-		r := Record{ReceivedAt: time.Unix(0, nanos).UTC(), Topic: topic, Payload: payload, Dup: dup}
+		r := Record{ReceivedAt: time.Unix(0, nanos).UTC(), Topic: topic, Payload: payload, Dup: dup,
+			Retained: nanos%3 == 0, Oversize: max(0, nanos%5)}
 		if zero {
 			r.ReceivedAt = time.Time{}
 		}

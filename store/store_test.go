@@ -329,6 +329,47 @@ func TestErrFull(t *testing.T) {
 	}
 }
 
+// A pending message larger than the byte bound could never be stored: Append
+// says so at once, naming it, instead of ErrFull (which the writer would
+// wait out forever), and writes nothing.
+func TestAppendTooLargePending(t *testing.T) {
+	db := openTest(t, &Options{RetainBytes: 100})
+	before := mustStats(t, db)
+	_, err := db.Append([]Message{msg("note", 5, false), msg("cmd", 200, true)})
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Index != 1 || tl.Bound != 100 {
+		t.Fatalf("Append of a pending message over RetainBytes: err = %v, want a TooLargeError for index 1", err)
+	}
+	if got := mustStats(t, db); got != before {
+		t.Errorf("Stats after TooLargeError = %+v, want unchanged %+v", got, before)
+	}
+	// Handled, the same message is stored (and then pruned by retention).
+	mustAppend(t, db, msg("note", 5, false), msg("cmd", 200, false))
+}
+
+// A reply attached to a message is queued in the outbox in the same commit.
+func TestAppendQueuesReply(t *testing.T) {
+	db := openTest(t, nil)
+	m := msg("cmd", 5, false)
+	m.Retained = true
+	m.Reply = &OutMsg{Topic: "reply", Payload: []byte("refused")}
+	seqs := mustAppend(t, db, msg("note", 1, false), m)
+	out, err := db.Outbox(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || out[0].Topic != "reply" || string(out[0].Payload) != "refused" {
+		t.Fatalf("outbox = %+v, want the one reply", out)
+	}
+	r, err := db.Get(seqs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Retained || r.Pending {
+		t.Errorf("stored record = %+v, want retained and not pending", r)
+	}
+}
+
 func TestMarkHandled(t *testing.T) {
 	db := openTest(t, nil)
 	mustAppend(t, db, msg("a", 1, true), msg("a", 1, false), msg("a", 1, true), msg("a", 1, true))
