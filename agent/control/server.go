@@ -66,10 +66,19 @@ func Listen(dir string, inbox Inbox, status StatusFunc, acts Actions, log *slog.
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	s := &Server{ln: ln, path: path, inbox: inbox, status: status, acts: acts, log: log}
+	return Serve(ln, inbox, status, acts, log), nil
+}
+
+// Serve answers control requests on ln, which Close closes. Listen is the
+// daemon's way in; Serve lets a caller (a test) bring its own listener.
+func Serve(ln net.Listener, inbox Inbox, status StatusFunc, acts Actions, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{ln: ln, path: ln.Addr().String(), inbox: inbox, status: status, acts: acts, log: log}
 	s.wg.Add(1)
 	go s.serve()
-	return s, nil
+	return s
 }
 
 // Path is the socket's path.
