@@ -45,6 +45,7 @@ type Server struct {
 	log    *slog.Logger
 
 	wg        sync.WaitGroup
+	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 }
 
@@ -76,7 +77,7 @@ func Serve(ln net.Listener, inbox Inbox, status StatusFunc, acts Actions, log *s
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{ln: ln, path: ln.Addr().String(), inbox: inbox, status: status, acts: acts, log: log}
+	s := &Server{ln: ln, path: ln.Addr().String(), inbox: inbox, status: status, acts: acts, log: log, done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.serve()
 	return s
@@ -85,12 +86,46 @@ func Serve(ln net.Listener, inbox Inbox, status StatusFunc, acts Actions, log *s
 // Path is the socket's path.
 func (s *Server) Path() string { return s.path }
 
+// Accept's backoff after a failure, as net/http's Server does it.
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
+
+// serve accepts until the listener is closed. Any other Accept error
+// (EMFILE at the file limit, ENFILE, ECONNABORTED) is retried after a
+// backoff: once it ended the loop for good and the daemon ran on, its
+// control socket dead. A burst of failures is logged once as it starts and
+// once as it ends.
 func (s *Server) serve() {
 	defer s.wg.Done()
+	var delay time.Duration
+	failed := 0
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			return // closed
+			if errors.Is(err, net.ErrClosed) || s.closing() {
+				return
+			}
+			if failed == 0 {
+				s.log.Warn("control socket: accept failed; retrying with a backoff", "err", err)
+				delay = acceptRetryMin
+			} else {
+				delay = min(2*delay, acceptRetryMax)
+			}
+			failed++
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.done:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		if failed > 0 {
+			s.log.Info("control socket: accept works again", "failed_accepts", failed)
+			failed = 0
 		}
 		s.wg.Add(1)
 		go func() {
@@ -101,10 +136,20 @@ func (s *Server) serve() {
 	}
 }
 
+func (s *Server) closing() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close stops accepting, waits for answers in progress (bounded by their
 // write deadline) and removes the socket. Safe to call twice.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.done)
 		s.ln.Close()
 		s.wg.Wait()
 	})
