@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -9,6 +10,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/edge-agent/edge-agent/hw"
+	"github.com/edge-agent/edge-agent/hw/sim"
 )
 
 // maxKeepalive is the largest keep alive MQTT can express: a 16-bit number
@@ -238,10 +242,23 @@ func (l *loader) checkURL(key, raw string) {
 // checkPins checks the LEDs and relays, and that no two of them share a pin.
 func (l *loader) checkPins(c *Config) {
 	used := map[string]string{} // pin, case-folded → key of its first user
+	// The simulated board's lines are known without hardware: ask it now,
+	// so that config check refuses a pin that run would. (A real board's
+	// lines are for its backend to say at start.)
+	var board *sim.Sim
+	if l.doc.HW.Backend == BackendSim {
+		board = sim.New(nil)
+	}
 	claim := func(key, pin string) {
 		if msg := badPin(pin); msg != "" {
 			l.problem(key, msg, `write a line name like "GPIO17" or "gpiochip0:17"`)
 			return
+		}
+		if board != nil {
+			if _, err := board.Output(pin, false); errors.Is(err, hw.ErrNoSuchPin) {
+				l.problem(key, err.Error(), `use one of the sim board's lines, or set [hw] backend = "periph" for real GPIO`)
+				return
+			}
 		}
 		norm := strings.ToLower(pin)
 		if first, ok := used[norm]; ok {

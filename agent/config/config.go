@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -169,6 +171,7 @@ type loader struct {
 	unknown  Errors // unknown keys, in file order
 	problems Errors // everything else
 	warnings Errors
+	mistyped []string // keys whose values had the wrong type (set aside)
 }
 
 func newLoader(data []byte, path string) *loader {
@@ -184,38 +187,79 @@ func newLoader(data []byte, path string) *loader {
 }
 
 // decode fills l.doc. It returns false when the document cannot be trusted
-// (syntax or type error); unknown keys are reported and decoding goes on.
+// (a syntax error); unknown keys are reported and decoding goes on. A value
+// of the wrong type is reported and its key = value set aside (blanked in a
+// copy of the file, so every line keeps its number) before decoding again,
+// so that every mistake in the file is listed at once, not only the first.
 func (l *loader) decode() bool {
-	dec := toml.NewDecoder(bytes.NewReader(l.data))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&l.doc)
 	l.keys = indexKeys(l.data)
-	if err == nil {
-		return true
-	}
-	var missing *toml.StrictMissingError
-	if errors.As(err, &missing) {
-		for i := range missing.Errors {
-			l.unknown = append(l.unknown, l.unknownKey(&missing.Errors[i]))
+	data := l.data
+	for {
+		l.doc = defaults() // an interrupted decode leaves fields half set
+		dec := toml.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&l.doc)
+		if err == nil {
+			return true
 		}
-		return true
+		var missing *toml.StrictMissingError
+		if errors.As(err, &missing) {
+			for i := range missing.Errors {
+				l.unknown = append(l.unknown, l.unknownKey(&missing.Errors[i]))
+			}
+			return true
+		}
+		var de *toml.DecodeError
+		if !errors.As(err, &de) {
+			l.problems = append(l.problems, Problem{Path: l.path, Msg: err.Error()})
+			return false
+		}
+		p := l.decodeError(de)
+		if slices.Contains(l.mistyped, p.Key) {
+			return false // set aside already, yet reported again: give up
+		}
+		l.problems = append(l.problems, p)
+		if !isTypeError(de) || p.Key == "" || len(l.mistyped) >= maxTypeErrors {
+			return false
+		}
+		next, ok := blankKeyValue(data, de)
+		if !ok {
+			return false
+		}
+		data = next
+		l.mistyped = append(l.mistyped, p.Key)
 	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		l.problems = append(l.problems, l.decodeError(de))
-		return false
+}
+
+// maxTypeErrors bounds the decode-again loop; every round blanks one
+// key = value, so it ends anyway, but a file of nothing but wrong types
+// need not be decoded a thousand times.
+const maxTypeErrors = 100
+
+// underMistyped reports whether key is, or is inside, a key whose value had
+// the wrong type: its checks ran on the default and say nothing true.
+func (l *loader) underMistyped(key string) bool {
+	for _, m := range l.mistyped {
+		if key == m || strings.HasPrefix(key, m+".") || strings.HasPrefix(key, m+"[") {
+			return true
+		}
 	}
-	l.problems = append(l.problems, Problem{Path: l.path, Msg: err.Error()})
 	return false
 }
 
 // problem records a problem about key, at key's line.
 func (l *loader) problem(key, msg, fix string) {
+	if l.underMistyped(key) {
+		return // the type error is already reported
+	}
 	l.problems = append(l.problems, Problem{Path: l.path, Line: l.keys.line(key), Key: key, Msg: msg, Fix: fix})
 }
 
 // warn records a warning about key.
 func (l *loader) warn(key, msg, fix string) {
+	if l.underMistyped(key) {
+		return
+	}
 	l.warnings = append(l.warnings, Problem{Line: l.keys.line(key), Key: key, Msg: msg, Fix: fix})
 }
 

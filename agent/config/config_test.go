@@ -413,3 +413,15 @@ func TestWarnings(t *testing.T) {
 		})
 	}
 }
+
+// Only the sim board's lines are known at config check; a real board's
+// are for its backend to say at start.
+func TestPinsCheckedOnlyOnTheSimBoard(t *testing.T) {
+	doc := lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[hw]`, `backend = "periph"`,
+		`[leds]`, `status = "GPIO99"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`)
+	mustParse(t, doc)
+	sim := strings.Replace(doc, `"periph"`, `"sim"`, 1)
+	if p := problemFor(t, parseErrs(t, sim), "leds.status"); p.Line != 7 {
+		t.Errorf("line %d, want 7: %s", p.Line, p)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 const exampleHint = "the accepted keys are listed in scripts/edge-agent.example.toml"
@@ -168,4 +169,77 @@ func secretLine(data []byte, n int) bool {
 	}
 	lhs, _, _ := bytes.Cut(lines[n-1], []byte("="))
 	return bytes.Contains(bytes.ToLower(lhs), []byte("password"))
+}
+
+// isTypeError reports whether e is a value of the wrong type (as opposed to
+// a syntax error, after which nothing more of the file can be trusted).
+func isTypeError(e *toml.DecodeError) bool {
+	return strings.HasPrefix(e.Error(), "toml: cannot decode TOML ")
+}
+
+// blankKeyValue returns a copy of data with the innermost key = value that
+// holds e's position replaced by spaces (line breaks kept, so every other
+// key keeps its line and column), and the comma after it when it is in an
+// inline table. It returns false when no key = value holds the position (a
+// [table] header of the wrong type).
+func blankKeyValue(data []byte, e *toml.DecodeError) ([]byte, bool) {
+	line, col := e.Position()
+	off := offsetOf(data, line, col)
+	if off < 0 {
+		return nil, false
+	}
+	var p unstable.Parser
+	p.Reset(data)
+	var best unstable.Range
+	found := false
+	var visit func(n *unstable.Node)
+	visit = func(n *unstable.Node) {
+		if n.Kind == unstable.KeyValue {
+			r := n.Raw
+			if int(r.Offset) <= off && off < int(r.Offset+r.Length) && (!found || r.Length < best.Length) {
+				best, found = r, true
+			}
+			n = n.Value()
+		}
+		if n.Kind == unstable.InlineTable || n.Kind == unstable.Array {
+			it := n.Children()
+			for it.Next() {
+				visit(it.Node())
+			}
+		}
+	}
+	for p.NextExpression() {
+		visit(p.Expression())
+	}
+	if !found {
+		return nil, false
+	}
+	out := bytes.Clone(data)
+	end := int(best.Offset + best.Length)
+	if i := end + len(out[end:]) - len(bytes.TrimLeft(out[end:], " \t\r\n")); i < len(out) && out[i] == ',' {
+		end = i + 1 // the element's comma inside { … }
+	}
+	for i := int(best.Offset); i < end; i++ {
+		if out[i] != '\n' && out[i] != '\r' {
+			out[i] = ' '
+		}
+	}
+	return out, true
+}
+
+// offsetOf turns a 1-based line and byte column into an offset, or -1.
+func offsetOf(data []byte, line, col int) int {
+	start := 0
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(data[start:], '\n')
+		if i < 0 {
+			return -1
+		}
+		start += i + 1
+	}
+	off := start + col - 1
+	if col < 1 || off >= len(data) {
+		return -1
+	}
+	return off
 }

@@ -109,6 +109,16 @@ func TestProblems(t *testing.T) {
 			key:  "mqtt.max_message_size", line: 4, msg: "has no unit", fix: `"64MiB"`,
 		},
 		{
+			name: "pin the sim board does not have",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[hw]`, `backend = "sim"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO99"`),
+			key:  "relay[0].pin", line: 8, msg: `"GPIO99"`, fix: "sim board",
+		},
+		{
+			name: "LED pin the sim board does not have",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[hw]`, `backend = "sim"`, `[leds]`, `status = "gpiochip1:3"`),
+			key:  "leds.status", line: 7, msg: "GPIO0..GPIO27", fix: "sim board",
+		},
+		{
 			name: "empty notify_topic",
 			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `notify_topic = ""`),
 			key:  "mqtt.notify_topic", line: 4, msg: "must not be empty", fix: DefaultNotifyTopic,

@@ -181,6 +181,35 @@ password_file = "`+pass+`"
 	}
 }
 
+// config check lists every mistake at once, a type error among them, and
+// refuses a pin the sim board lacks, as run would.
+func TestConfigCheckEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.toml")
+	os.WriteFile(path, []byte(`device_id = "d1"
+[mqtt]
+broker = "tls://127.0.0.1:8883"
+allow_plaintext = "no"
+keepalive = "forever"
+colour = "red"
+[hw]
+backend = "sim"
+[[relay]]
+name = "pump"
+pin = "GPIO99"
+`), 0o600)
+	code, out, _ := cli("config", "check", "-config", path)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{"c.toml:4: mqtt.allow_plaintext: expected true or false", "c.toml:5: mqtt.keepalive:",
+		"c.toml:6: mqtt.colour: unknown key", `c.toml:11: relay[0].pin: no such GPIO pin "GPIO99"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestVersion(t *testing.T) {
 	code, out, _ := cli("version")
 	if code != 0 || !strings.HasPrefix(out, "edge-agent ") {
