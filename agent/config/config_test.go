@@ -242,7 +242,7 @@ func TestRelativePaths(t *testing.T) {
 		`[bootstrap]`,
 		`ca_file = "`+ca+`"`, // absolute stays as is
 		`login_url = "https://a.example/l"`, `load_balance_url = "https://a.example/lb"`, `username = "u"`, `password = "x"`,
-	), 0o644)
+	), 0o640)
 
 	// Load from another working directory: paths follow the file, not the cwd.
 	t.Chdir(t.TempDir())
@@ -400,7 +400,7 @@ func TestWarnings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := lines(append([]string{`device_id = "gw"`, `[mqtt]`, `broker = "` + tt.broker + `"`}, tt.keys...)...)
-			c := mustLoad(t, writeFile(t, dir, "config.toml", doc, 0o644))
+			c := mustLoad(t, writeFile(t, dir, "config.toml", doc, 0o640))
 			got := c.Warnings()
 			if len(got) != len(tt.want) {
 				t.Fatalf("warnings = %q, want %d", got, len(tt.want))
@@ -424,4 +424,41 @@ func TestPinsCheckedOnlyOnTheSimBoard(t *testing.T) {
 	if p := problemFor(t, parseErrs(t, sim), "leds.status"); p.Line != 7 {
 		t.Errorf("line %d, want 7: %s", p.Line, p)
 	}
+}
+
+// A config file holding a password inline is held to the password file
+// rule: readable by every user, it is refused with the chmod that fixes it.
+func TestInlinePasswordConfigMode(t *testing.T) {
+	dir := t.TempDir()
+	doc := lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `password = "pw"`,
+		`[bootstrap]`, `login_url = "https://a.example/l"`, `load_balance_url = "https://a.example/lb"`,
+		`username = "u"`, `password = "pw2"`)
+	path := writeFile(t, dir, "config.toml", doc, 0o644)
+	errs := loadErrs(t, dir, doc)
+	for _, k := range []struct {
+		key  string
+		line int
+	}{{"mqtt.password", 4}, {"bootstrap.password", 9}} {
+		p := problemFor(t, errs, k.key)
+		if p.Line != k.line || !strings.Contains(p.Msg, "readable by every user (mode 0644)") || !strings.Contains(p.Fix, "chmod 640 "+path) {
+			t.Errorf("got %s", p)
+		}
+		if strings.Contains(p.String(), `"pw`) {
+			t.Errorf("problem quotes the password: %s", p)
+		}
+	}
+	if len(errs) != 2 {
+		t.Errorf("got %d problems, want 2:\n%s", len(errs), errs.Error())
+	}
+
+	// 0640 (the agent's group) and 0600 load, with the inline-password warnings.
+	for _, mode := range []os.FileMode{0o640, 0o600} {
+		c := mustLoad(t, writeFile(t, dir, "config.toml", doc, mode))
+		if c.MQTT.Password != "pw" || len(c.Warnings()) != 2 {
+			t.Errorf("mode %04o: password %v, warnings %q", mode, c.MQTT.Password == "pw", c.Warnings())
+		}
+	}
+	// Without an inline password the config file's mode is nobody's business.
+	writeFile(t, dir, "mqtt.pass", "pw\n", 0o600)
+	mustLoad(t, writeFile(t, dir, "config.toml", lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `password_file = "mqtt.pass"`), 0o644))
 }

@@ -21,6 +21,7 @@ const maxPEMFile = 1 << 20
 // readFiles reads and checks every file the config names, filling in the
 // passwords. It runs after check, so l.cfg holds resolved paths.
 func (l *loader) readFiles() {
+	l.checkInlineSecretsMode()
 	c := l.cfg
 	m := &c.MQTT
 	if m.PasswordFile != "" {
@@ -117,6 +118,31 @@ func (l *loader) warnWorldReadable(key, path string) {
 	}
 	l.warn(key, fmt.Sprintf("%s is readable by every user (mode %04o)", path, fi.Mode().Perm()),
 		"chmod 600 it (or 640 with the agent's group)")
+}
+
+// checkInlineSecretsMode holds the config file itself to the rule for
+// password files when it carries a password inline: readable by every user
+// is refused, as the secret would be.
+func (l *loader) checkInlineSecretsMode() {
+	var keys []string
+	for _, k := range []struct{ key, val string }{
+		{"mqtt.password", l.doc.MQTT.Password}, {"bootstrap.password", l.doc.Bootstrap.Password},
+	} {
+		if k.val != "" {
+			keys = append(keys, k.key)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	fi, err := os.Stat(l.path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return
+	}
+	for _, k := range keys {
+		l.problem(k, fmt.Sprintf("the password is written in %s, which is readable by every user (mode %04o)", l.path, fi.Mode().Perm()),
+			fmt.Sprintf("chmod 640 %s (the agent's group may read it), or move the password to a password_file of mode 0600", l.path))
+	}
 }
 
 // osReason strips the path from an *fs.PathError: the message names the

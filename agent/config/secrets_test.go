@@ -67,7 +67,7 @@ func TestSecretsNeverInWarnings(t *testing.T) {
 		`[mqtt]`, `broker = "tcp://b"`, `allow_plaintext = true`, `insecure_skip_verify = true`, `password_file = "mqtt.pass"`,
 		`[bootstrap]`, `login_url = "http://a/login?appSecret=`+secret+`"`, `load_balance_url = "https://a/lb"`,
 		`username = "u"`, `password = "`+secret+`"`,
-	), 0o644))
+	), 0o640))
 	if len(c.Warnings()) < 4 {
 		t.Errorf("warnings = %q, want at least 4", c.Warnings())
 	}
