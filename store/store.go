@@ -60,7 +60,8 @@ var (
 const schemaVersion = 1
 
 // Open opens (creating if needed) the store in dir: the directory with mode
-// 0750 and the file dir/FileName with mode 0600. opts may be nil.
+// 0750 and the file dir/FileName with mode 0600; an existing file open to
+// group or others is chmod-ed back to 0600. opts may be nil.
 //
 // An existing file is checked first, unless opts.SkipCheck: a damaged one
 // fails with an error wrapping ErrCorrupt. A file held by another process
@@ -80,10 +81,20 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return nil, err
 	case !st.Mode().IsRegular():
 		return nil, fmt.Errorf("%s is not a regular file", path)
-	case st.Size() == 0:
-		// Created but never initialised (a crash right after create):
-		// bbolt initialises an empty file like a new one.
-		isNew = true
+	default:
+		// bbolt sets the mode only when it creates the file; one copied
+		// in, restored from a backup or chmod-ed since is made private
+		// again on every open: it holds every notification.
+		if st.Mode().Perm()&^0o600 != 0 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, fmt.Errorf("%s is mode %04o, open to other users, and cannot be made 0600: %w", path, st.Mode().Perm(), err)
+			}
+		}
+		if st.Size() == 0 {
+			// Created but never initialised (a crash right after create):
+			// bbolt initialises an empty file like a new one.
+			isNew = true
+		}
 	}
 
 	if !isNew && !o.SkipCheck {

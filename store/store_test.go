@@ -38,6 +38,43 @@ func TestOpenCreatesDirAndFile(t *testing.T) {
 	}
 }
 
+// The file's mode is put back to 0600 on every open, not only on create.
+func TestOpenTightensFileMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	for _, mode := range []os.FileMode{0o644, 0o660, 0o604, 0o640, 0o700} {
+		for _, empty := range []bool{false, true} {
+			os.Remove(path)
+			if empty {
+				if err := os.WriteFile(path, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				db, err := Open(dir, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				db.Close()
+			}
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+			db, err := Open(dir, nil)
+			if err != nil {
+				t.Fatalf("mode %04o: %v", mode, err)
+			}
+			db.Close()
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode().Perm(); got != 0o600 {
+				t.Errorf("opened at %04o (empty %v): mode %04o, want 0600", mode, empty, got)
+			}
+		}
+	}
+}
+
 func TestOptionsDefaults(t *testing.T) {
 	want := Options{RetainRecords: 100_000, RetainBytes: 64 << 20, MaxSize: 256 << 20, LockTimeout: time.Second, MaxCommands: 10_000}
 	for _, o := range []*Options{nil, {}, {RetainRecords: -1, RetainBytes: -1, MaxSize: -1, LockTimeout: -1}} {
