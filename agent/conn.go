@@ -16,8 +16,9 @@ import (
 // openBrokerConn is paho's connection opener for the schemes the config
 // allows (config.ParseBroker), doing what paho's own does (the dialer's
 // TCP_USER_TIMEOUT, a SOCKS proxy from all_proxy, the TLS handshake within
-// the connect timeout), and wraps the connection in a writeCoalescer.
-func openBrokerConn(dialer *net.Dialer) mqtt.OpenConnectionFunc {
+// the connect timeout), and wraps the connection in a sizeLimiter for what
+// it reads and a writeCoalescer for what it writes.
+func openBrokerConn(dialer *net.Dialer, limit *oversizeMarker) mqtt.OpenConnectionFunc {
 	return func(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 		raw, err := proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
 		if err != nil {
@@ -25,7 +26,7 @@ func openBrokerConn(dialer *net.Dialer) mqtt.OpenConnectionFunc {
 		}
 		switch uri.Scheme {
 		case "tcp", "mqtt":
-			return newWriteCoalescer(raw), nil
+			return newWriteCoalescer(newSizeLimiter(raw, limit)), nil
 		case "ssl", "tls", "mqtts", "tcps":
 			c := tls.Client(raw, opts.TLSConfig)
 			ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
@@ -34,7 +35,7 @@ func openBrokerConn(dialer *net.Dialer) mqtt.OpenConnectionFunc {
 				_ = raw.Close()
 				return nil, err
 			}
-			return newWriteCoalescer(c), nil
+			return newWriteCoalescer(newSizeLimiter(c, limit)), nil
 		}
 		_ = raw.Close()
 		return nil, fmt.Errorf("unsupported broker scheme %q", uri.Scheme)

@@ -23,6 +23,9 @@ type sessionConfig struct {
 	StatusTopic string // "" = no online/offline status
 	Keepalive   time.Duration
 	Insecure    bool // TLS verification is off: warned about at every connect
+	// Oversize bounds an inbound message's payload (max_message_size) and
+	// marks the ones over it; nil = no bound.
+	Oversize *oversizeMarker
 }
 
 // endpoint is where and as whom one connection attempt connects (secrets
@@ -127,7 +130,7 @@ func (s *session) options(ep endpoint) *mqtt.ClientOptions {
 		// sure none of them goes unrouted and so unacknowledged forever.
 		SetDefaultPublishHandler(s.handler).
 		// Our opener: paho's, plus a writer that coalesces its packets.
-		SetCustomOpenConnectionFn(openBrokerConn(newDialer(s.cfg.Keepalive))).
+		SetCustomOpenConnectionFn(openBrokerConn(newDialer(s.cfg.Keepalive), s.cfg.Oversize)).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case s.lost <- err:

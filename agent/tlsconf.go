@@ -80,6 +80,7 @@ func sessionConfigFrom(cfg *config.Config, db clientSuffixer) (sessionConfig, er
 		StatusTopic: m.StatusTopic,
 		Keepalive:   m.Keepalive,
 		Insecure:    m.InsecureSkipVerify,
+		Oversize:    newOversizeMarker(m.MaxMessageSize),
 	}
 	if sc.ClientID == "" {
 		n, err := db.ClientSuffix(func() int { return 1 + rand.IntN(9999) })
