@@ -96,15 +96,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	h := newHealth(time.Now())
 	w := newWriter(db, h, log.With("part", "writer"))
 	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: db, bank: bank, leds: panel, ingest: &w.stats}
-	w.notifyTopic, w.flash = sc.NotifyTopic, panel.Flash
+	w.notifyTopic, w.replyTopic, w.flash = sc.NotifyTopic, cfg.MQTT.ReplyTopic, panel.Flash
 	stopHandler := make(chan struct{})
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		// Only enqueue: a handler that blocks on I/O stalls paho's network
 		// loop and with it the keepalive (PITFALLS.md).
-		w.enqueue(stopHandler, inbound{
-			msg: store.Message{ReceivedAt: time.Now(), Topic: m.Topic(), Payload: m.Payload(), Dup: m.Duplicate()},
-			ack: m.Ack,
-		})
+		msg := store.Message{ReceivedAt: time.Now(), Topic: m.Topic(), Payload: m.Payload(), Dup: m.Duplicate(), Retained: m.Retained()}
+		if size, head, ok := sc.Oversize.decode(msg.Payload); ok {
+			msg.Payload, msg.Oversize = head, size
+		}
+		w.enqueue(stopHandler, inbound{msg: msg, ack: m.Ack})
 	}
 	creds, err := credentialsFrom(cfg, db, log)
 	if err != nil {
@@ -119,7 +120,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		wake: make(chan struct{}, 1), local: make(chan localRelayReq),
 		outboxUp: sess.wakeOutbox, failpoint: opts.Failpoint,
 	}
-	w.onPending = disp.poke
+	w.onPending, w.onReply, disp.handled = disp.poke, sess.wakeOutbox, w.handled
 
 	ctl, err := control.Listen(cfg.DataDir, db, func() any { return src.build() },
 		&controlActions{disp: disp, panel: panel}, log)
@@ -205,13 +206,14 @@ type controlActions struct {
 }
 
 func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) error {
-	req := localRelayReq{name: name, on: on, dur: dur, reply: make(chan error, 1)}
+	req := localRelayReq{relayRequest: relayRequest{name: name, on: on, dur: dur}, reply: make(chan localRelayResult, 1)}
 	select {
 	case a.disp.local <- req:
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("the agent is busy; try again")
 	}
-	return <-req.reply
+	res := <-req.reply
+	return res.err
 }
 
 func (a *controlActions) Identify(d time.Duration) { a.panel.Identify(d) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -33,6 +34,67 @@ const (
 // maxIDLen bounds a command id: ids are kept in the store to execute each
 // command at most once, so a hostile one must not be megabytes.
 const maxIDLen = 128
+
+// maxCommandBytes bounds a command. The largest real one (relay.set with a
+// 128-byte id, a relay name, a duration and expires_at) is a few hundred
+// bytes; anything larger is refused as it arrives, never held pending,
+// so it cannot fill the store's pending space.
+const maxCommandBytes = 64 << 10
+
+// maxIdentify bounds led.identify's `for`: long enough to find a unit in a
+// cabinet, short enough that a typo does not blink the LEDs for years.
+const maxIdentify = time.Hour
+
+// refuseOnArrival decides, as a message on the command topic is stored,
+// whether it is a possible command that must not run whatever it says:
+// one that came retained (a retained command would run again on every
+// new subscription, MQTT 3.1.1 §3.3.1.3), one over max_message_size (only
+// its first bytes were kept, oversize > 0), one larger than any command.
+// nil means the usual way: pending if it may be a command, else plain.
+func refuseOnArrival(payload []byte, retained bool, oversize int64) *cmdError {
+	switch {
+	case oversize > 0:
+		// Only the head is here: refuse what looks like a command in it.
+		if !startsLikeObject(payload) || !(bytes.Contains(payload, []byte("method")) || bytes.Contains(payload, []byte(`\u`))) {
+			return nil
+		}
+		return &cmdError{Code: codeBadCommand, Message: fmt.Sprintf(
+			"message of %d bytes is larger than max_message_size; only its first %d bytes were stored, and it was not executed",
+			oversize, len(payload))}
+	case !retained && len(payload) <= maxCommandBytes:
+		return nil
+	case !mayBeCommand(payload):
+		return nil
+	}
+	_, err := parseCommand(payload)
+	if errors.Is(err, errNotCommand) {
+		return nil
+	}
+	id := commandID(payload)
+	e := &cmdError{ID: id, HasID: id != "", Code: codeBadCommand}
+	if retained {
+		e.Message = "retained message: a retained command would run again on every new subscription, so it is stored and not executed; " +
+			"publish commands without the retain flag, and clear this one (an empty retained message on the topic)"
+	} else {
+		e.Message = fmt.Sprintf("command of %d bytes; a command is at most %d bytes: stored, not executed", len(payload), maxCommandBytes)
+	}
+	return e
+}
+
+// commandID is the id of a possible command, "" when it has no usable one.
+func commandID(payload []byte) string {
+	var c struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(c.ID, &id) != nil || id == "" || len(id) > maxIDLen {
+		return ""
+	}
+	return id
+}
 
 // command is a parsed command notification.
 type command struct {
@@ -170,9 +232,52 @@ func decodeParams(c command, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(c.Params))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return &cmdError{ID: c.ID, HasID: true, Code: codeBadParams, Message: "params: " + err.Error()}
+		return &cmdError{ID: c.ID, HasID: true, Code: codeBadParams, Message: paramsError(err, dst)}
 	}
 	return nil
+}
+
+// paramsError says what is wrong with params in the sender's terms, not in
+// encoding/json's (which names Go types and struct fields).
+func paramsError(err error, dst any) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		want := "a " + te.Type.Kind().String()
+		switch te.Type.Kind() {
+		case reflect.Bool:
+			want = "true or false"
+		case reflect.String:
+			want = "a string"
+		case reflect.Int, reflect.Int64, reflect.Float64:
+			want = "a number"
+		}
+		return fmt.Sprintf("params.%s must be %s, not %s", te.Field, want, te.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Sprintf("unknown param %s (known: %s)", clip(name), strings.Join(jsonKeys(dst), ", "))
+	}
+	return "params: " + err.Error()
+}
+
+// jsonKeys lists the JSON keys of the struct dst points to.
+func jsonKeys(dst any) []string {
+	t := reflect.TypeOf(dst)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return []string{"none"}
+	}
+	return keys
 }
 
 // duration is a Go duration string in params ("30s").

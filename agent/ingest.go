@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -19,7 +20,13 @@ type Inbox interface {
 type inbound struct {
 	msg store.Message
 	ack func()
+	// refused: a possible command that is stored with its refusal and never
+	// executed (see refuseOnArrival).
+	refused bool
 }
+
+// size is what the message holds in memory while queued.
+func (in *inbound) size() int { return len(in.msg.Topic) + len(in.msg.Payload) }
 
 // Writer bounds. maxBatch caps one commit (and so the memory a backlog drain
 // holds at once); queueLen bounds what the MQTT handler may hand over before
@@ -29,6 +36,11 @@ type inbound struct {
 const (
 	maxBatch = 1000
 	queueLen = 1000
+	// queueBytes bounds the payload bytes queued and in the batch being
+	// committed together: a thousand 1 MiB messages would be a gigabyte on a
+	// gateway with 512 MB. One message is always let in, whatever its size
+	// (max_message_size bounds it).
+	queueBytes = 4 << 20
 
 	// Lingering for a fuller commit under a flood (see take).
 	lingerBatch = 256
@@ -41,6 +53,7 @@ const (
 // receive order (MQTT 3.1.1 §4.6; paho does not enforce it, PITFALLS.md).
 type writer struct {
 	in     chan inbound
+	queued *byteGate // bytes in w.in and in the batch being committed
 	inbox  Inbox
 	health *health
 	log    *slog.Logger
@@ -50,8 +63,17 @@ type writer struct {
 	// notifyTopic: only a message on it can be a command, so only those
 	// are stored pending for the dispatcher.
 	notifyTopic string
+	// replyTopic is where a refusal on arrival is answered ("" = nowhere).
+	replyTopic string
 	// onPending is called after a commit that stored pending records.
 	onPending func()
+	// onReply is called after a commit that queued a reply.
+	onReply func()
+	// freed is poked when pending records were handled, which may make
+	// room for a batch that failed with ErrFull.
+	freed chan struct{}
+	// refusals rate-limits the log lines of messages refused on arrival.
+	refusals logLimiter
 	// flash shows stored messages on the activity LED (once per commit:
 	// the LED coalesces flashes to 10 Hz anyway).
 	flash func()
@@ -75,6 +97,8 @@ type writer struct {
 func newWriter(inbox Inbox, h *health, log *slog.Logger) *writer {
 	return &writer{
 		in:       make(chan inbound, queueLen),
+		queued:   newByteGate(queueBytes),
+		freed:    make(chan struct{}, 1),
 		inbox:    inbox,
 		health:   h,
 		log:      log,
@@ -86,16 +110,28 @@ func newWriter(inbox Inbox, h *health, log *slog.Logger) *writer {
 	}
 }
 
-// enqueue hands a message to the writer. It blocks while the queue is full
-// (back-pressure on the broker through paho) and gives up when stop closes:
-// an unacknowledged message is redelivered by the broker, so dropping it
-// here loses nothing.
+// enqueue hands a message to the writer. It blocks while the queue is full,
+// in count or in bytes (back-pressure on the broker through paho), and
+// gives up when stop closes: an unacknowledged message is redelivered by
+// the broker, so dropping it here loses nothing.
 func (w *writer) enqueue(stop <-chan struct{}, in inbound) bool {
+	if !w.queued.acquire(in.size(), stop) {
+		return false
+	}
 	select {
 	case w.in <- in:
 		return true
 	case <-stop:
+		w.queued.release(in.size())
 		return false
+	}
+}
+
+// handled tells the writer that the dispatcher handled pending records.
+func (w *writer) handled() {
+	select {
+	case w.freed <- struct{}{}:
+	default:
 	}
 }
 
@@ -104,7 +140,7 @@ func (w *writer) enqueue(stop <-chan struct{}, in inbound) bool {
 // ctx ends, abandoned unacknowledged; never acknowledged without a commit.
 func (w *writer) run(ctx context.Context) {
 	batch := make([]inbound, 0, maxBatch)
-	msgs := make([]store.Message, 0, maxBatch)
+	msgs := make([]store.Message, maxBatch)
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
 	for {
@@ -121,33 +157,105 @@ func (w *writer) run(ctx context.Context) {
 			batch = append(batch, first)
 		}
 		batch = w.take(batch)
-		msgs = msgs[:0]
-		pending := false
-		for _, in := range batch {
-			m := in.msg
-			m.Pending = m.Topic == w.notifyTopic && mayBeCommand(m.Payload)
-			pending = pending || m.Pending
-			msgs = append(msgs, m)
+		ok := w.store(ctx, batch, msgs)
+		n := 0
+		for i := range batch {
+			n += batch[i].size()
 		}
-		seqs, ok := w.commit(ctx, msgs)
+		w.queued.release(n)
 		if !ok {
 			w.logs.flush(w.now())
 			return
 		}
-		done := w.now()
-		// Acknowledge only now, in receive order: every one of these is on disk.
-		for _, in := range batch {
-			in.ack()
+	}
+}
+
+// store commits batch and acknowledges it, in receive order. A batch that
+// the store's bounds refuse (ErrFull: too many pending records at once) is
+// split in halves, each stored and acknowledged in turn, so one large batch
+// never wedges ingest. It reports false only when ctx ended first; nothing
+// is ever acknowledged without its commit.
+//
+// msgs is scratch space of at least len(batch).
+func (w *writer) store(ctx context.Context, batch []inbound, msgs []store.Message) bool {
+	msgs = msgs[:len(batch)]
+	pending := false
+	for i := range batch {
+		w.classify(&batch[i])
+		msgs[i] = batch[i].msg
+		pending = pending || msgs[i].Pending
+	}
+	var seqs []uint64
+	for {
+		var err error
+		seqs, err = w.commit(ctx, msgs, len(batch) > 1)
+		var tl *store.TooLargeError
+		if errors.As(err, &tl) {
+			// A command the store could never keep pending: refused in
+			// place, the rest of the batch goes on.
+			in := &batch[tl.Index]
+			id := commandID(in.msg.Payload)
+			w.refuse(in, &cmdError{ID: id, HasID: id != "", Code: codeBadCommand,
+				Message: fmt.Sprintf("command of %d bytes is larger than the store's retain_bytes (%d); not executed", tl.Size, tl.Bound)})
+			msgs[tl.Index] = in.msg
+			continue
 		}
-		w.stats.noteCommit(done, batch)
-		w.logs.stored(done, seqs, batch)
-		w.logs.due(done)
-		if w.flash != nil {
-			w.flash()
+		if errors.Is(err, store.ErrFull) {
+			h := len(batch) / 2
+			return w.store(ctx, batch[:h], msgs) && w.store(ctx, batch[h:], msgs)
 		}
-		if pending && w.onPending != nil {
-			w.onPending()
+		if err != nil {
+			return false
 		}
+		break
+	}
+	done := w.now()
+	// Acknowledge only now, in receive order: every one of these is on disk.
+	replies := false
+	for _, in := range batch {
+		in.ack()
+		replies = replies || in.msg.Reply != nil
+	}
+	w.stats.noteCommit(done, batch)
+	w.logs.stored(done, seqs, batch)
+	w.logs.due(done)
+	if w.flash != nil {
+		w.flash()
+	}
+	if pending && w.onPending != nil {
+		w.onPending()
+	}
+	if replies && w.onReply != nil {
+		w.onReply()
+	}
+	return true
+}
+
+// classify decides how a message is stored: pending for the dispatcher (a
+// possible command on the command topic), refused on arrival with a reply
+// queued in the same commit (refuseOnArrival), or plain.
+func (w *writer) classify(in *inbound) {
+	m := &in.msg
+	m.Pending, m.Reply = false, nil
+	if m.Topic != w.notifyTopic {
+		return
+	}
+	if ce := refuseOnArrival(m.Payload, m.Retained, m.Oversize); ce != nil {
+		w.refuse(in, ce)
+		return
+	}
+	m.Pending = m.Oversize == 0 && mayBeCommand(m.Payload)
+}
+
+// refuse stores in as handled, with ce's reply queued beside it.
+func (w *writer) refuse(in *inbound, ce *cmdError) {
+	in.refused, in.msg.Pending = true, false
+	if w.replyTopic != "" {
+		in.msg.Reply = &store.OutMsg{Topic: w.replyTopic, Payload: errorReply(ce)}
+	}
+	if w.refusals.allow(w.now()) {
+		w.log.Warn("command refused on arrival; stored, not executed", "topic", clip(in.msg.Topic),
+			"id", clip(ce.ID), "code", ce.Code, "reason", clip(ce.Message))
 	}
 }
 
@@ -189,8 +297,10 @@ func (w *writer) drain(batch []inbound) []inbound {
 }
 
 // commit appends msgs, retrying with backoff while the store refuses. It
-// reports false only when ctx ended before a commit succeeded.
-func (w *writer) commit(ctx context.Context, msgs []store.Message) ([]uint64, bool) {
+// returns at once a TooLargeError, and ErrFull when split is allowed (the
+// caller refuses that message or splits the batch); otherwise it returns an
+// error only when ctx ended before a commit succeeded.
+func (w *writer) commit(ctx context.Context, msgs []store.Message, split bool) ([]uint64, error) {
 	delay := w.retryMin
 	failing := false
 	for {
@@ -201,7 +311,14 @@ func (w *writer) commit(ctx context.Context, msgs []store.Message) ([]uint64, bo
 				w.log.Info("store writable again; acknowledging resumes", "messages", len(msgs))
 				w.health.setStorage(nil)
 			}
-			return seqs, true
+			return seqs, nil
+		}
+		var tl *store.TooLargeError
+		if errors.As(err, &tl) {
+			return nil, err
+		}
+		if split && errors.Is(err, store.ErrFull) {
+			return nil, err
 		}
 		if !failing {
 			w.log.Error("store cannot write; not acknowledging until it can (the broker keeps the messages)",
@@ -209,10 +326,15 @@ func (w *writer) commit(ctx context.Context, msgs []store.Message) ([]uint64, bo
 			failing = true
 		}
 		w.health.setStorage(fmt.Errorf("store: %w", err))
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-			return nil, false
-		case <-time.After(delay):
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		case <-w.freed:
+			// The dispatcher handled records: an ErrFull may pass now.
+			t.Stop()
 		}
 		delay = min(2*delay, w.retryMax)
 	}

@@ -64,7 +64,7 @@ func (l *storedLog) stored(now time.Time, seqs []uint64, batch []inbound) {
 }
 
 func (l *storedLog) line(seq uint64, m store.Message) {
-	l.log.Info("notification stored", "seq", seq, "topic", m.Topic, "size", len(m.Payload),
+	l.log.Info("notification stored", "seq", seq, "topic", clip(m.Topic), "size", len(m.Payload),
 		"dup", m.Dup, "prefix", control.PayloadPrefix(m.Payload, 40))
 }
 

@@ -22,6 +22,8 @@ type ingestStats struct {
 	commits   uint64
 	messages  uint64    // stored by this process: stored_since_start
 	lastMsgAt time.Time // receive time of the newest stored message
+	oversize  uint64    // stored as markers: larger than max_message_size
+	refused   uint64    // possible commands refused on arrival (retained, too large)
 	ring      [latencyWindow]time.Duration
 	next      int // where the next latency goes
 	filled    int // how many of ring hold a latency
@@ -35,6 +37,12 @@ func (s *ingestStats) noteCommit(done time.Time, batch []inbound) {
 	s.messages += uint64(len(batch))
 	s.lastMsgAt = batch[len(batch)-1].msg.ReceivedAt
 	for _, in := range batch {
+		if in.msg.Oversize > 0 {
+			s.oversize++
+		}
+		if in.refused {
+			s.refused++
+		}
 		s.ring[s.next] = done.Sub(in.msg.ReceivedAt)
 		s.next = (s.next + 1) % latencyWindow
 		s.filled = min(s.filled+1, latencyWindow)
@@ -48,6 +56,12 @@ type IngestStatus struct {
 	// PerCommit is Messages/Commits: about 1 at a trickle, hundreds while
 	// draining a backlog.
 	PerCommit float64 `json:"per_commit"`
+	// Oversize counts messages over max_message_size, stored as markers
+	// (topic, size, first bytes) instead of their payload.
+	Oversize uint64 `json:"oversize"`
+	// Refused counts possible commands refused as they arrived, never
+	// executed: retained ones, ones too large to be a command.
+	Refused uint64 `json:"refused"`
 	// StoredLatency is receive→durable over the latest messages (at most
 	// 1000), in milliseconds; absent before the first message.
 	StoredLatency *LatencyMS `json:"stored_latency_ms,omitempty"`
@@ -65,7 +79,7 @@ type LatencyMS struct {
 // before the first).
 func (s *ingestStats) status() (IngestStatus, time.Time) {
 	s.mu.Lock()
-	out := IngestStatus{Commits: s.commits, Messages: s.messages}
+	out := IngestStatus{Commits: s.commits, Messages: s.messages, Oversize: s.oversize, Refused: s.refused}
 	last := s.lastMsgAt
 	lat := slices.Clone(s.ring[:s.filled])
 	s.mu.Unlock()
