@@ -26,10 +26,13 @@ type indicator interface {
 
 // localRelayReq is a relay change asked for on the control socket.
 type localRelayReq struct {
-	name  string
-	on    bool
-	dur   time.Duration
-	reply chan error
+	relayRequest
+	reply chan localRelayResult
+}
+
+type localRelayResult struct {
+	state relay.State // what was applied
+	err   error
 }
 
 // dispatcher executes commands. It is the one goroutine that owns the relay
@@ -55,6 +58,7 @@ type dispatcher struct {
 	wake     chan struct{} // the writer stored pending records
 	local    chan localRelayReq
 	outboxUp func() // tells the session there are replies to publish
+	handled  func() // tells the writer pending records were handled (room for ErrFull)
 
 	beat heartbeat // see writer.beat
 
@@ -99,7 +103,8 @@ func (d *dispatcher) run(ctx context.Context) {
 		case <-d.wake:
 		case <-timer.C:
 		case req := <-d.local:
-			req.reply <- d.setLocal(req)
+			st, err := d.setLocal(ctx, req.relayRequest)
+			req.reply <- localRelayResult{st, err}
 		}
 		if !timer.Stop() {
 			select {
@@ -142,6 +147,9 @@ func (d *dispatcher) apply(ctx context.Context, c store.Change) bool {
 		if err == nil {
 			if len(c.Outbox) > 0 && d.outboxUp != nil {
 				d.outboxUp()
+			}
+			if len(c.Handled) > 0 && d.handled != nil {
+				d.handled()
 			}
 			return true
 		}
@@ -190,19 +198,27 @@ func (d *dispatcher) handle(ctx context.Context, seq uint64) {
 	}
 	var ce *cmdError
 	if errors.As(err, &ce) {
-		d.log.Warn("command refused", "seq", seq, "id", ce.ID, "code", ce.Code, "reason", ce.Message)
+		d.log.Warn("command refused", "seq", seq, "id", clip(ce.ID), "code", ce.Code, "reason", clip(ce.Message))
 		id := ""
 		if ce.HasID {
 			id = ce.ID
 		}
-		if prev, ok := d.lookup(id); ok {
+		prev, seen, ok := d.lookup(ctx, id)
+		if !ok {
+			return
+		}
+		if seen {
 			d.resend(ctx, seq, id, prev)
 			return
 		}
 		d.finish(ctx, seq, id, errorReply(ce))
 		return
 	}
-	if prev, ok := d.lookup(cmd.ID); ok {
+	prev, seen, ok := d.lookup(ctx, cmd.ID)
+	if !ok {
+		return
+	}
+	if seen {
 		d.resend(ctx, seq, cmd.ID, prev)
 		return
 	}
@@ -212,26 +228,12 @@ func (d *dispatcher) handle(ctx context.Context, seq uint64) {
 			Message: "expired at " + cmd.ExpiresAt.UTC().Format(time.RFC3339)}))
 		return
 	}
-	d.log.Info("command", "seq", seq, "id", cmd.ID, "method", cmd.Method)
+	d.log.Info("command", "seq", seq, "id", cmd.ID, "method", clip(cmd.Method))
 	switch cmd.Method {
 	case methodRelaySet, methodRelayToggle:
 		d.relayCommand(ctx, seq, cmd)
 	case methodLEDIdentify:
-		var p struct {
-			For duration `json:"for"`
-		}
-		if err := decodeParams(cmd, &p); err != nil {
-			d.finish(ctx, seq, cmd.ID, errorReply(err.(*cmdError)))
-			return
-		}
-		dur := p.For.Duration
-		if dur == 0 {
-			dur = identifyDefault
-		}
-		if d.leds != nil {
-			d.leds.Identify(dur)
-		}
-		d.finish(ctx, seq, cmd.ID, okReply(cmd.ID, map[string]string{"identify": dur.String()}))
+		d.identify(ctx, seq, cmd)
 	case methodStatus:
 		if err := decodeParams(cmd, &struct{}{}); err != nil {
 			d.finish(ctx, seq, cmd.ID, errorReply(err.(*cmdError)))
@@ -246,20 +248,35 @@ func (d *dispatcher) handle(ctx context.Context, seq uint64) {
 		d.finish(ctx, seq, cmd.ID, okReply(cmd.ID, map[string]bool{"pong": true}))
 	default:
 		d.finish(ctx, seq, cmd.ID, errorReply(&cmdError{ID: cmd.ID, HasID: true, Code: codeUnknownMethod,
-			Message: fmt.Sprintf("unknown method %q (known: relay.set, relay.toggle, led.identify, agent.status, agent.ping)", cmd.Method)}))
+			Message: fmt.Sprintf("unknown method %q (known: relay.set, relay.toggle, led.identify, agent.status, agent.ping)", clip(cmd.Method))}))
 	}
 }
 
-func (d *dispatcher) lookup(id string) (store.Command, bool) {
+// lookup says whether command id was seen before. It fails closed: while
+// the store cannot answer, the command waits (retried with backoff), since
+// "not seen" would execute it a second time. ok is false only when ctx
+// ended first; the record stays pending and is handled after a restart.
+func (d *dispatcher) lookup(ctx context.Context, id string) (prev store.Command, seen, ok bool) {
 	if id == "" {
-		return store.Command{}, false
+		return store.Command{}, false, true
 	}
-	prev, ok, err := d.db.LookupCommand(id)
-	if err != nil {
-		d.log.Error("look up command id", "id", id, "err", err)
-		return store.Command{}, false
+	delay := 250 * time.Millisecond
+	for {
+		d.beat.stamp()
+		prev, seen, err := d.db.LookupCommand(id)
+		if err == nil {
+			return prev, seen, true
+		}
+		d.log.Error("cannot read whether a command ran before; it waits rather than risk running twice", "id", clip(id), "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return store.Command{}, false, false
+		case <-t.C:
+		}
+		delay = min(2*delay, 5*time.Second)
 	}
-	return prev, ok
 }
 
 // resend answers a command id seen before with its first reply. A started
@@ -282,6 +299,36 @@ func (d *dispatcher) resend(ctx context.Context, seq uint64, id string, prev sto
 	})
 }
 
+// identify blinks the LEDs, at most once per id like every command: the
+// id is recorded as started before the LEDs change, so a restart finishes
+// it without blinking again.
+func (d *dispatcher) identify(ctx context.Context, seq uint64, cmd command) {
+	var p struct {
+		For duration `json:"for"`
+	}
+	if err := decodeParams(cmd, &p); err != nil {
+		d.finish(ctx, seq, cmd.ID, errorReply(err.(*cmdError)))
+		return
+	}
+	dur := p.For.Duration
+	if dur == 0 {
+		dur = identifyDefault
+	}
+	if dur > maxIdentify {
+		d.finish(ctx, seq, cmd.ID, errorReply(&cmdError{ID: cmd.ID, HasID: true, Code: codeBadParams,
+			Message: fmt.Sprintf("params.for is %s; led.identify lasts at most %s", dur, maxIdentify)}))
+		return
+	}
+	ok := okReply(cmd.ID, map[string]string{"identify": dur.String()})
+	if !d.apply(ctx, store.Change{Command: &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Reply: ok}}}) {
+		return
+	}
+	if d.leds != nil {
+		d.leds.Identify(dur)
+	}
+	d.finish(ctx, seq, cmd.ID, ok)
+}
+
 type relayParams struct {
 	Relay string   `json:"relay"`
 	On    *bool    `json:"on"`
@@ -290,49 +337,37 @@ type relayParams struct {
 
 func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) {
 	var p relayParams
-	fail := func(code, msg string) {
-		d.log.Warn("command refused", "seq", seq, "id", cmd.ID, "code", code, "reason", msg)
-		d.finish(ctx, seq, cmd.ID, errorReply(&cmdError{ID: cmd.ID, HasID: true, Code: code, Message: msg}))
+	fail := func(ce *cmdError) {
+		d.log.Warn("command refused", "seq", seq, "id", cmd.ID, "code", ce.Code, "reason", clip(ce.Message))
+		d.finish(ctx, seq, cmd.ID, errorReply(ce))
 	}
 	if err := decodeParams(cmd, &p); err != nil {
-		fail(codeBadParams, err.(*cmdError).Message)
+		fail(err.(*cmdError))
 		return
 	}
 	if p.Relay == "" {
-		fail(codeBadParams, "params.relay (the relay's name) is required")
+		fail(&cmdError{ID: cmd.ID, HasID: true, Code: codeBadParams, Message: "params.relay (the relay's name) is required"})
 		return
 	}
-	cur, err := d.bank.State(p.Relay)
-	if err != nil {
-		fail(codeUnknownRelay, fmt.Sprintf("no relay named %q", p.Relay))
-		return
-	}
-	var on bool
+	req := relayRequest{name: p.Relay, dur: p.For.Duration}
 	switch cmd.Method {
 	case methodRelaySet:
 		if p.On == nil {
-			fail(codeBadParams, "params.on (true or false) is required")
+			fail(&cmdError{ID: cmd.ID, HasID: true, Code: codeBadParams, Message: "params.on (true or false) is required"})
 			return
 		}
-		on = *p.On
-		if !on && p.For.Duration > 0 {
-			fail(codeBadParams, "params.for goes with on: true")
-			return
-		}
+		req.on = *p.On
 	case methodRelayToggle:
 		if p.On != nil || p.For.Duration > 0 {
-			fail(codeBadParams, "relay.toggle takes only params.relay")
+			fail(&cmdError{ID: cmd.ID, HasID: true, Code: codeBadParams, Message: "relay.toggle takes only params.relay"})
 			return
 		}
-		on = !cur.On
+		req.toggle = true
 	}
-	st, err := d.bank.Plan(p.Relay, on, p.For.Duration, d.now())
-	if errors.Is(err, relay.ErrInterlocked) {
-		fail(codeInterlocked, err.Error())
-		return
-	}
-	if err != nil {
-		fail(codeBadParams, err.Error())
+	cur, st, ce := d.planRelay(req)
+	if ce != nil {
+		ce.ID, ce.HasID = cmd.ID, true
+		fail(ce)
 		return
 	}
 	result := map[string]any{"relay": p.Relay, "on": st.On}
@@ -340,22 +375,19 @@ func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) 
 		result["until"] = st.Deadline.UTC().Format(time.RFC3339Nano)
 	}
 	ok := okReply(cmd.ID, result)
-	// Phase 1: the intent and the new state, before the relay moves.
-	if !d.apply(ctx, store.Change{
-		Relays:  map[string]store.RelayState{p.Relay: store.RelayState(st)},
-		Command: &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Reply: ok}},
-	}) {
-		return
-	}
-	if err := d.bank.Drive(p.Relay, st); err != nil {
-		d.log.Error("relay did not switch", "relay", p.Relay, "err", err)
-		c := &cmdError{ID: cmd.ID, HasID: true, Code: codeHardware, Message: err.Error()}
-		d.apply(ctx, store.Change{
-			Relays:  map[string]store.RelayState{p.Relay: store.RelayState(cur)},
+	// Phase 1 records the intent beside the new state; a hardware failure
+	// is answered and recorded done in the same transaction that puts the
+	// old state back.
+	started := &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Reply: ok}}
+	failed := func(ce *cmdError) store.Change {
+		ce.ID, ce.HasID = cmd.ID, true
+		return store.Change{
 			Handled: []uint64{seq},
-			Outbox:  d.outbox(errorReply(c)),
-			Command: &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Done: true, Reply: errorReply(c)}},
-		})
+			Outbox:  d.outbox(errorReply(ce)),
+			Command: &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Done: true, Reply: errorReply(ce)}},
+		}
+	}
+	if done, ce := d.driveRelay(ctx, req.name, cur, st, started, failed); !done || ce != nil {
 		return
 	}
 	d.log.Info("relay switched", "relay", p.Relay, "on", st.On, "until", st.Deadline, "id", cmd.ID)
@@ -366,20 +398,83 @@ func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) 
 	d.finish(ctx, seq, cmd.ID, ok)
 }
 
-// setLocal is `edge-agent relay set` through the control socket.
-func (d *dispatcher) setLocal(req localRelayReq) error {
-	st, err := d.bank.Plan(req.name, req.on, req.dur, d.now())
+// relayRequest is a relay change asked for by a command or on the control
+// socket.
+type relayRequest struct {
+	name   string
+	on     bool
+	toggle bool          // flip it; on is ignored
+	dur    time.Duration // > 0: switch off again after this long (with on)
+}
+
+// planRelay checks req and returns the relay's state now and the one req
+// gives (max_on caps its deadline), or the refusal.
+func (d *dispatcher) planRelay(req relayRequest) (cur, next relay.State, ce *cmdError) {
+	cur, err := d.bank.State(req.name)
 	if err != nil {
-		return err
+		return cur, next, &cmdError{Code: codeUnknownRelay, Message: fmt.Sprintf("no relay named %q", clip(req.name))}
 	}
-	if _, err := d.db.Apply(store.Change{Relays: map[string]store.RelayState{req.name: store.RelayState(st)}}); err != nil {
-		return fmt.Errorf("record relay state: %w", err)
+	on := req.on
+	if req.toggle {
+		on = !cur.On
 	}
-	if err := d.bank.Drive(req.name, st); err != nil {
-		return err
+	switch {
+	case req.dur < 0:
+		return cur, next, &cmdError{Code: codeBadParams, Message: fmt.Sprintf("for is %s; it must be positive", req.dur)}
+	case !on && req.dur > 0:
+		return cur, next, &cmdError{Code: codeBadParams, Message: "for goes with on"}
+	}
+	next, err = d.bank.Plan(req.name, on, req.dur, d.now())
+	if errors.Is(err, relay.ErrInterlocked) {
+		return cur, next, &cmdError{Code: codeInterlocked, Message: err.Error()}
+	}
+	if err != nil {
+		return cur, next, &cmdError{Code: codeBadParams, Message: err.Error()}
+	}
+	return cur, next, nil
+}
+
+// driveRelay is the one way a requested relay change happens: the new
+// state is recorded (with started, a command's intent, if any) before the
+// relay moves; if the line cannot be driven, the old state is recorded
+// back, together with what failed(ce) adds, and ce says why. done is false
+// only when ctx ended before the first record was on disk (nothing moved).
+func (d *dispatcher) driveRelay(ctx context.Context, name string, cur, next relay.State,
+	started *store.CommandChange, failed func(*cmdError) store.Change) (done bool, ce *cmdError) {
+	if !d.apply(ctx, store.Change{Relays: map[string]store.RelayState{name: store.RelayState(next)}, Command: started}) {
+		return false, nil
+	}
+	err := d.bank.Drive(name, next)
+	if err == nil {
+		return true, nil
+	}
+	d.log.Error("relay did not switch", "relay", name, "err", err)
+	ce = &cmdError{Code: codeHardware, Message: err.Error()}
+	c := store.Change{}
+	if failed != nil {
+		c = failed(ce)
+	}
+	c.Relays = map[string]store.RelayState{name: store.RelayState(cur)}
+	d.apply(ctx, c)
+	return true, ce
+}
+
+// setLocal is `edge-agent relay set` through the control socket: the same
+// checks and the same recording as a command's, without an id.
+func (d *dispatcher) setLocal(ctx context.Context, req relayRequest) (relay.State, error) {
+	cur, st, ce := d.planRelay(req)
+	if ce != nil {
+		return st, errors.New(ce.Message)
+	}
+	done, ce := d.driveRelay(ctx, req.name, cur, st, nil, nil)
+	if ce != nil {
+		return st, errors.New(ce.Message)
+	}
+	if !done {
+		return st, errors.New("the agent is stopping; the relay was not switched")
 	}
 	d.log.Info("relay switched", "relay", req.name, "on", st.On, "until", st.Deadline, "by", "control socket")
-	return nil
+	return st, nil
 }
 
 // expireDeadlines switches off every relay whose `for` or max_on ran out:
