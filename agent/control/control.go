@@ -56,10 +56,15 @@ type Reply struct {
 // the payload is a string when its bytes are valid UTF-8, and standard
 // base64 in payload_b64 otherwise, so every payload survives byte-exact.
 type Record struct {
-	Seq        uint64  `json:"seq"`
-	ReceivedAt string  `json:"received_at"`
-	Topic      string  `json:"topic"`
-	Dup        bool    `json:"dup"`
+	Seq        uint64 `json:"seq"`
+	ReceivedAt string `json:"received_at"`
+	Topic      string `json:"topic"`
+	Dup        bool   `json:"dup"`
+	Retained   bool   `json:"retained,omitempty"` // the MQTT RETAIN flag as received
+	// Oversize marks a message over max_message_size: Size is its length,
+	// and the payload holds only its first bytes.
+	Oversize   bool    `json:"oversize,omitempty"`
+	Size       int64   `json:"size,omitempty"`
 	Payload    *string `json:"payload,omitempty"`
 	PayloadB64 *string `json:"payload_b64,omitempty"`
 }
@@ -71,6 +76,9 @@ func FromStore(r store.Record) Record {
 		ReceivedAt: r.ReceivedAt.UTC().Format(time.RFC3339Nano),
 		Topic:      r.Topic,
 		Dup:        r.Dup,
+		Retained:   r.Retained,
+		Oversize:   r.Oversize > 0,
+		Size:       r.Oversize,
 	}
 	if utf8.Valid(r.Payload) {
 		s := string(r.Payload)
