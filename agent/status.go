@@ -57,8 +57,10 @@ type statsReader interface {
 	OutboxLen() (int, error)
 }
 
-// ledReporter tells which pattern each LED shows.
+// ledReporter shows the state on the LEDs and tells which pattern each LED
+// shows.
 type ledReporter interface {
+	Show(state string)
 	Patterns() map[string]string
 }
 
@@ -129,6 +131,9 @@ func (s *statusSource) build() Status {
 		}
 	}
 	if s.leds != nil {
+		// The state just computed, on the LEDs before they are read: the
+		// document never says "backlog" beside a status LED showing "ok".
+		s.leds.Show(state)
 		doc.LEDs = s.leds.Patterns()
 	}
 	return doc

@@ -137,6 +137,11 @@ func TestCommandsEveryMethodAndError(t *testing.T) {
 			if res["device_id"] != r.device || res["connected"] != true {
 				t.Errorf("result %v", res)
 			}
+			// The reply is built while its command is pending: the state
+			// and the status LED's pattern in it must agree.
+			if leds, _ := res["leds"].(map[string]any); leds["status"] != res["state"] {
+				t.Errorf("status reply says state %v beside status LED %v", res["state"], leds["status"])
+			}
 		}},
 		{"pump-on", `{"id":"pump-on","method":"relay.set","params":{"relay":"pump","on":true,"for":"30s"},"expires_at":"` + future + `"}`, "", func(t *testing.T, res map[string]any) {
 			if res["relay"] != "pump" || res["on"] != true || res["until"] == nil {

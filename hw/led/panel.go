@@ -102,6 +102,14 @@ func (p *Panel) SetState(state string) {
 	p.poke()
 }
 
+// Show is SetState, returning once the LEDs show the state (or identify,
+// or the test, which override it): a status read right after it agrees
+// with the LEDs.
+func (p *Panel) Show(state string) {
+	p.SetState(state)
+	p.sync()
+}
+
 // Flash flashes the activity LED for one message: FlashOn lit, then at least
 // FlashGap dark. Calls while a flash is lit are absorbed by it; one call
 // during the dark gap makes the next flash start when the gap ends. So a
