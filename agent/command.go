@@ -70,6 +70,10 @@ func refuseOnArrival(payload []byte, retained bool, oversize int64) *cmdError {
 	if errors.Is(err, errNotCommand) {
 		return nil
 	}
+	var ce *cmdError
+	if !retained && errors.As(err, &ce) && ce.Code == codeBadJSON {
+		return ce // invalid JSON says so, whatever its size
+	}
 	id := commandID(payload)
 	e := &cmdError{ID: id, HasID: id != "", Code: codeBadCommand}
 	if retained {

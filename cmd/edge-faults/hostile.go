@@ -73,17 +73,20 @@ func hostileCases() []hostile {
 
 	// 256 KiB payloads.
 	pad := strings.Repeat("x", kib256)
-	refused("256 KiB param", `{"id":"big1","method":"agent.ping","params":{"pad":"`+pad+`"}}`, str("big1"), "bad_params")
-	refused("256 KiB method", `{"id":"big2","method":"`+pad+`"}`, str("big2"), "unknown_method")
+	// Over 64 KiB, larger than any command: refused as it arrives
+	// (bad_command; bad_json if it is not JSON), never held pending.
+	refused("256 KiB param", `{"id":"big1","method":"agent.ping","params":{"pad":"`+pad+`"}}`, str("big1"), "bad_command")
+	refused("256 KiB method", `{"id":"big2","method":"`+pad+`"}`, str("big2"), "bad_command")
 	refused("256 KiB id", `{"id":"`+pad+`","method":"agent.ping"}`, nil, "bad_command")
 	refused("256 KiB of {", strings.Repeat("{", kib256), nil, "bad_json")
-	okc("256 KiB of trailing space", `{"id":"big5","method":"agent.ping"}`+strings.Repeat(" ", kib256), "big5")
+	refused("256 KiB of trailing space", `{"id":"big5","method":"agent.ping"}`+strings.Repeat(" ", kib256), str("big5"), "bad_command")
 	plain("256 KiB binary", bytes.Repeat([]byte{0, 0xff, 0x80, '{'}, kib256/4))
 	plain("256 KiB object without method", []byte(`{"data":"`+pad+`"}`))
-	refused("256 KiB relay name", `{"id":"big6","method":"relay.set","params":{"relay":"`+pad+`","on":true}}`, str("big6"), "unknown_relay")
+	refused("256 KiB relay name", `{"id":"big6","method":"relay.set","params":{"relay":"`+pad+`","on":true}}`, str("big6"), "bad_command")
 	refused("256 KiB unknown key", `{"id":"big7","method":"agent.ping","`+pad+`":1}`, str("big7"), "bad_command")
-	refused("256 KiB unknown param", `{"id":"big8","method":"agent.ping","params":{"`+pad+`":1}}`, str("big8"), "bad_params")
-	refused("1 MiB id", `{"id":"`+strings.Repeat("i", 1<<20)+`","method":"agent.ping"}`, nil, "bad_command")
+	refused("256 KiB unknown param", `{"id":"big8","method":"agent.ping","params":{"`+pad+`":1}}`, str("big8"), "bad_command")
+	refused("1000 KiB id", `{"id":"`+strings.Repeat("i", 1000<<10)+`","method":"agent.ping"}`, nil, "bad_command")
+	okc("64 KiB command", `{"id":"big9","method":"agent.ping"}`+strings.Repeat(" ", 64<<10-len(`{"id":"big9","method":"agent.ping"}`)), "big9")
 
 	// Wrong types.
 	for i, p := range []string{
