@@ -11,7 +11,9 @@ package control
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -109,4 +111,37 @@ func PayloadPrefix(p []byte, n int) string {
 		return strconv.Quote(string(p))
 	}
 	return strconv.Quote(string(p[:n])) + "…"
+}
+
+// Printable returns p for a terminal, keeping newlines and tabs: the C0
+// controls (ESC, CR, BEL …), DEL and invalid UTF-8 bytes come out as \xNN,
+// the C1 controls (U+0080–U+009F) as \u00NN. A hostile publisher's payload
+// cannot then move the cursor, clear the screen or retitle the window.
+// Backslashes are left as they are: the exact bytes are inbox export's.
+func Printable(p []byte) string { return printable(p, true) }
+
+// PrintableLine is Printable for one line: newlines and tabs are escaped
+// too, so a topic cannot break a table's row.
+func PrintableLine(s string) string { return printable([]byte(s), false) }
+
+func printable(p []byte, multiline bool) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for len(p) > 0 {
+		r, n := utf8.DecodeRune(p)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, p[0])
+		case multiline && (r == '\n' || r == '\t'):
+			b.WriteByte(byte(r))
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r <= 0x9f:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.Write(p[:n])
+		}
+		p = p[n:]
+	}
+	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -131,31 +132,55 @@ func ago(t time.Time) string {
 	return time.Since(t).Round(time.Second).String() + " ago"
 }
 
+const inboxUsage = `usage: edge-agent inbox list|show SEQ|export [-json] [-n N] [-config PATH]
+
+  list    the last N records (default 20), one line each
+  show    one record, its payload as it is except that control characters
+          (ESC, CR, BEL, DEL, U+0080-U+009F) are printed escaped, like \x1b,
+          so a payload cannot drive the terminal; newlines and tabs stay. A
+          payload that is not UTF-8 is shown as base64. list and show escape
+          topics the same way; inbox export gives the exact bytes.
+  export  all records, or the last N, as JSON lines, byte-exact
+`
+
 func cmdInbox(args []string, stdout, stderr io.Writer) int {
-	const u = "usage: edge-agent inbox list|show SEQ|export [-json] [-n N] [-config PATH]\n"
 	if len(args) == 0 {
-		fmt.Fprint(stderr, u)
+		fmt.Fprint(stderr, inboxUsage)
 		return exitUsage
 	}
 	sub, rest := args[0], args[1:]
-	var seq uint64
-	if sub == "show" {
-		if len(rest) == 0 {
-			fmt.Fprint(stderr, u)
-			return exitUsage
-		}
-		n, err := strconv.ParseUint(rest[0], 10, 64)
-		if err != nil {
-			fmt.Fprintf(stderr, "edge-agent: inbox show: %q is not a sequence number\n", rest[0])
-			return exitUsage
-		}
-		seq, rest = n, rest[1:]
-	}
 	fs := newFlags("inbox "+sub, stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, inboxUsage+"\nflags:\n")
+		fs.PrintDefaults()
+	}
 	path := fs.String("config", defaultConfig, "configuration file")
 	asJSON := fs.Bool("json", false, "one JSON object per record")
 	n := fs.Int("n", 0, "only the last N records (list: default 20; export: default all)")
-	if fs.Parse(rest) != nil {
+	var seq uint64
+	if sub == "show" {
+		// SEQ comes first (show 12 -json), or after the flags.
+		var arg string
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			arg, rest = rest[0], rest[1:]
+		}
+		if fs.Parse(rest) != nil {
+			return exitUsage
+		}
+		if arg == "" && fs.NArg() > 0 {
+			arg = fs.Arg(0)
+		}
+		if arg == "" {
+			fs.Usage()
+			return exitUsage
+		}
+		v, err := strconv.ParseUint(arg, 10, 64)
+		if err != nil {
+			fmt.Fprintf(stderr, "edge-agent: inbox show: %q is not a sequence number\n", arg)
+			return exitUsage
+		}
+		seq = v
+	} else if fs.Parse(rest) != nil {
 		return exitUsage
 	}
 	req := control.Request{N: *n, Seq: seq}
@@ -168,7 +193,7 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 		req.Cmd = control.CmdInboxExport
 		*asJSON = true // export is JSON lines by definition; -json is accepted for symmetry
 	default:
-		fmt.Fprint(stderr, u)
+		fmt.Fprint(stderr, inboxUsage)
 		return exitUsage
 	}
 	dir, err := dataDir(*path)
@@ -176,7 +201,7 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge-agent:", err)
 		return exitFailure
 	}
-	enc := json.NewEncoder(stdout)
+	enc := json.NewEncoder(jsonControlsEscaper{stdout})
 	enc.SetEscapeHTML(false)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	if sub == "list" && !*asJSON {
@@ -193,7 +218,7 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 			return printRecord(stdout, *r.Record)
 		default:
 			b, _ := r.Record.Bytes()
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%v\t%s\n", r.Record.Seq, r.Record.ReceivedAt, r.Record.Topic, len(b), r.Record.Dup, control.PayloadPrefix(b, 48))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%v\t%s\n", r.Record.Seq, control.PrintableLine(r.Record.ReceivedAt), control.PrintableLine(r.Record.Topic), len(b), r.Record.Dup, control.PayloadPrefix(b, 48))
 			return nil
 		}
 	})
@@ -205,18 +230,50 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// printRecord shows one record for a person: the payload and topic with
+// their control characters escaped (control.Printable).
 func printRecord(w io.Writer, r control.Record) error {
 	b, err := r.Bytes()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "seq:         %d\nreceived_at: %s\ntopic:       %s\ndup:         %v\nsize:        %d bytes\n", r.Seq, r.ReceivedAt, r.Topic, r.Dup, len(b))
+	fmt.Fprintf(w, "seq:         %d\nreceived_at: %s\ntopic:       %s\ndup:         %v\nsize:        %d bytes\n", r.Seq, control.PrintableLine(r.ReceivedAt), control.PrintableLine(r.Topic), r.Dup, len(b))
 	if r.Payload != nil {
-		fmt.Fprintf(w, "payload:\n%s\n", *r.Payload)
+		fmt.Fprintf(w, "payload:\n%s\n", control.Printable(b))
 	} else {
 		fmt.Fprintf(w, "payload_b64: %s\n", *r.PayloadB64)
 	}
 	return nil
+}
+
+// jsonControlsEscaper writes encoding/json's output with DEL and the C1
+// controls (U+0080-U+009F) as \u escapes: encoding/json escapes only the
+// C0 controls, and a terminal may act on the others. A JSON reader decodes
+// the same bytes either way. Each Write is one whole JSON text, so a
+// two-byte C1 rune is never split across writes; outside strings the text
+// is ASCII, so the bytes matched are inside strings.
+type jsonControlsEscaper struct{ w io.Writer }
+
+func (e jsonControlsEscaper) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, 0x7f) < 0 && bytes.IndexByte(p, 0xc2) < 0 {
+		return e.w.Write(p)
+	}
+	out := make([]byte, 0, len(p)+32)
+	for i := 0; i < len(p); i++ {
+		switch {
+		case p[i] == 0x7f:
+			out = append(out, `\u007f`...)
+		case p[i] == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] <= 0x9f:
+			out = fmt.Appendf(out, `\u%04x`, p[i+1])
+			i++
+		default:
+			out = append(out, p[i])
+		}
+	}
+	if _, err := e.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func cmdRelay(args []string, stdout, stderr io.Writer) int {
