@@ -203,6 +203,10 @@ func (s *Server) handle(c net.Conn) {
 		w.send(Reply{Record: &rec})
 	case CmdInboxList, CmdInboxExport:
 		n := req.N
+		if n < 0 {
+			w.fail(fmt.Errorf("bad n %d: the number of records must be positive", n))
+			return
+		}
 		if req.Cmd == CmdInboxList && n <= 0 {
 			n = 20
 		}

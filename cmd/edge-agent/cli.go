@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -181,6 +182,12 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 		}
 		seq = v
 	} else if fs.Parse(rest) != nil {
+		return exitUsage
+	}
+	nSet := false
+	fs.Visit(func(f *flag.Flag) { nSet = nSet || f.Name == "n" })
+	if nSet && *n <= 0 {
+		fmt.Fprintf(stderr, "edge-agent: inbox %s: -n N must be a positive number of records, not %d\n", sub, *n)
 		return exitUsage
 	}
 	req := control.Request{N: *n, Seq: seq}

@@ -126,3 +126,33 @@ func TestCLIInboxShowEscapesControls(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIInboxRefusesNonPositiveN(t *testing.T) {
+	t.Parallel()
+	var inbox memInbox
+	for i := 1; i <= 30; i++ {
+		inbox = append(inbox, store.Record{Seq: uint64(i), Topic: "t", Payload: []byte("p")})
+	}
+	cfg := fakeDaemon(t, inbox, nil)
+	for _, args := range [][]string{
+		{"inbox", "list", "-n", "0"},
+		{"inbox", "list", "-n", "-3"},
+		{"inbox", "list", "-n=0"},
+		{"inbox", "export", "-n", "0"},
+		{"inbox", "export", "-n", "-1"},
+	} {
+		code, out, errOut := cli(append(args, "-config", cfg)...)
+		if code != 2 || !strings.Contains(errOut, "must be a positive number") || out != "" {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit 2 saying N must be a positive number", args, code, errOut, out)
+		}
+	}
+	if code, out, _ := cli("inbox", "list", "-n", "3", "-config", cfg); code != 0 || strings.Count(out, "\n") != 4 {
+		t.Errorf("list -n 3: exit %d:\n%s", code, out)
+	}
+	if code, out, _ := cli("inbox", "list", "-config", cfg); code != 0 || strings.Count(out, "\n") != 21 {
+		t.Errorf("list: exit %d, want 20 records:\n%s", code, out)
+	}
+	if code, out, _ := cli("inbox", "export", "-config", cfg); code != 0 || strings.Count(out, "\n") != 30 {
+		t.Errorf("export: exit %d, want all 30:\n%s", code, out)
+	}
+}
