@@ -57,11 +57,10 @@ type statsReader interface {
 	OutboxLen() (int, error)
 }
 
-// ledReporter shows the state on the LEDs and tells which pattern each LED
-// shows.
+// ledReporter shows the state on the LEDs and returns which pattern each
+// LED shows with it.
 type ledReporter interface {
-	Show(state string)
-	Patterns() map[string]string
+	Show(state string) map[string]string
 }
 
 var processStart = time.Now()
@@ -133,8 +132,7 @@ func (s *statusSource) build() Status {
 	if s.leds != nil {
 		// The state just computed, on the LEDs before they are read: the
 		// document never says "backlog" beside a status LED showing "ok".
-		s.leds.Show(state)
-		doc.LEDs = s.leds.Patterns()
+		doc.LEDs = s.leds.Show(state)
 	}
 	return doc
 }

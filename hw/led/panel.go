@@ -102,12 +102,26 @@ func (p *Panel) SetState(state string) {
 	p.poke()
 }
 
-// Show is SetState, returning once the LEDs show the state (or identify,
-// or the test, which override it): a status read right after it agrees
-// with the LEDs.
-func (p *Panel) Show(state string) {
+// Show is SetState, and returns the patterns as of that state: the status
+// and fault LEDs show it (unless identify or the test holds them) from the
+// goroutine's next step, a moment later, so a status document built from
+// the returned map never says one state beside an LED showing another. It
+// does not wait for the goroutine, which may be lent to Play.
+func (p *Panel) Show(state string) map[string]string {
 	p.SetState(state)
-	p.sync()
+	m := p.Patterns()
+	if i := stateIndex(state); i >= 0 {
+		if s, ok := m[NameStatus]; ok && s != ShowIdentify && s != ShowTest {
+			m[NameStatus] = byState[i].Name
+		}
+		if s, ok := m[NameFault]; ok && s != ShowIdentify && s != ShowTest {
+			m[NameFault] = ShowOff
+			if FaultOn(byState[i].Name) {
+				m[NameFault] = ShowOn
+			}
+		}
+	}
+	return m
 }
 
 // Flash flashes the activity LED for one message: FlashOn lit, then at least

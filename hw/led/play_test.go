@@ -100,6 +100,11 @@ func TestPanelPlay(t *testing.T) {
 				if got := r.p.Patterns()["status"]; got != "test" {
 					t.Errorf("status shows %q during the test, want test", got)
 				}
+				// Show does not wait for the lent goroutine (a status
+				// request during led test answers), and reports the test.
+				if got := r.p.Show("storage")["status"]; got != "test" {
+					t.Errorf("Show during the test says status %q, want test", got)
+				}
 				if err := r.p.Play(time.Second, nil); err != led.ErrBusy {
 					t.Errorf("a second Play: %v, want ErrBusy", err)
 				}
@@ -107,7 +112,8 @@ func TestPanelPlay(t *testing.T) {
 			}
 		})
 	}()
-	r.clk.Drive(done)
+	// The test lasts 9 s; the panel's own pattern resumes after it.
+	r.clk.DriveUntil(done, t0.Add(9*time.Second))
 	<-done
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +134,11 @@ func TestPanelPlay(t *testing.T) {
 	check(t, "backlog after the test", status[len(status)-3:], []string{"high@9s", "low@10.8s", "high@11s"})
 	if got := r.p.Patterns()["status"]; got != "backlog" {
 		t.Errorf("status shows %q after the test, want backlog", got)
+	}
+	// Show reports the state it was given at once, fault LED included,
+	// before the goroutine's next step.
+	if got := r.p.Show("storage"); got["status"] != "storage" || got["fault"] != "on" {
+		t.Errorf("Show(storage) = %v, want status storage, fault on", got)
 	}
 }
 

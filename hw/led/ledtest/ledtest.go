@@ -118,9 +118,20 @@ func (c *Clock) WaitForTimer(done <-chan struct{}) bool {
 // Drive runs a consumer that always waits on exactly one timer, such as
 // led.Play, until done is closed: each time a timer is active it moves the
 // time to that timer's deadline.
-func (c *Clock) Drive(done <-chan struct{}) {
+func (c *Clock) Drive(done <-chan struct{}) { c.DriveUntil(done, time.Time{}) }
+
+// DriveUntil is Drive that never moves the time past until (zero: no
+// bound): a timer due later is left for the caller. Where another timer
+// user (a Panel resuming its pattern) arms timers as the consumer finishes,
+// Drive could move the time on before it sees done closed.
+func (c *Clock) DriveUntil(done <-chan struct{}, until time.Time) {
 	for c.WaitForTimer(done) {
-		if next, ok := c.Next(); ok {
+		next, ok := c.Next()
+		if ok && !until.IsZero() && next.After(until) {
+			<-done
+			return
+		}
+		if ok {
 			c.Set(next)
 		}
 	}
