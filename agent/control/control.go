@@ -34,6 +34,10 @@ const (
 	CmdLEDTest     = "led.test"     // plays every pattern; a Reply with State per pattern
 )
 
+// MaxIdentify bounds how long led identify blinks: a longer blink hides the
+// device's real state for longer than anyone stands in front of it.
+const MaxIdentify = time.Hour
+
 // Request is one line from a client.
 type Request struct {
 	Cmd   string `json:"cmd"`

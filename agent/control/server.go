@@ -231,6 +231,10 @@ func (s *Server) handle(c net.Conn) {
 			if d == 0 {
 				d = 30 * time.Second
 			}
+			if d > MaxIdentify {
+				w.fail(fmt.Errorf("identify for %v: at most %v", d, MaxIdentify))
+				return
+			}
 			s.acts.Identify(d)
 		} else if err := s.acts.SetRelay(req.Relay, req.On, d); err != nil {
 			w.fail(err)

@@ -126,6 +126,18 @@ func printStatus(w io.Writer, st agent.Status) {
 	tw.Flush()
 }
 
+// fmtDur writes whole hours and minutes as 1h and 5m, not 1h0m0s.
+func fmtDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "never"
@@ -327,12 +339,16 @@ func cmdLED(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := newFlags("led "+args[0], stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
-	dur := fs.Duration("for", 30*time.Second, "how long (identify)")
+	dur := fs.Duration("for", 30*time.Second, "how long (identify; at most "+fmtDur(control.MaxIdentify)+")")
 	each := fs.Duration("each", 3*time.Second, "how long each pattern plays (test)")
 	if fs.Parse(args[1:]) != nil {
 		return exitUsage
 	}
 	if args[0] == "identify" {
+		if *dur <= 0 || *dur > control.MaxIdentify {
+			fmt.Fprintf(stderr, "edge-agent: led identify: -for %v is out of range: more than 0 and at most %v\n", *dur, fmtDur(control.MaxIdentify))
+			return exitUsage
+		}
 		if code := call(*path, control.Request{Cmd: control.CmdLEDIdentify, For: dur.String()}, stderr, nil); code != exitOK {
 			return code
 		}

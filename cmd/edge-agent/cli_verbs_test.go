@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,20 @@ func (m memInbox) Tail(n int, fn func(store.Record) error) error {
 	}
 	return m.Scan(0, fn)
 }
+
+// fakeActs records what the control server asked for.
+type fakeActs struct {
+	mu       sync.Mutex
+	identify []time.Duration
+}
+
+func (a *fakeActs) SetRelay(string, bool, time.Duration) error { return nil }
+func (a *fakeActs) Identify(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.identify = append(a.identify, d)
+}
+func (a *fakeActs) LEDTest(time.Duration, func(string)) error { return nil }
 
 // fakeDaemon serves the control socket from memory; it returns the config
 // path for the CLI.
@@ -154,5 +169,27 @@ func TestCLIInboxRefusesNonPositiveN(t *testing.T) {
 	}
 	if code, out, _ := cli("inbox", "export", "-config", cfg); code != 0 || strings.Count(out, "\n") != 30 {
 		t.Errorf("export: exit %d, want all 30:\n%s", code, out)
+	}
+}
+
+func TestCLIIdentifyBounds(t *testing.T) {
+	t.Parallel()
+	acts := &fakeActs{}
+	cfg := fakeDaemon(t, nil, acts)
+	for _, d := range []string{"2562047h", "1h0m1s", "0s", "-5s"} {
+		code, _, errOut := cli("led", "identify", "-for", d, "-config", cfg)
+		if code != 2 || !strings.Contains(errOut, "more than 0 and at most 1h") {
+			t.Errorf("-for %s: exit %d, stderr %q; want a usage error naming the range", d, code, errOut)
+		}
+	}
+	for _, d := range []string{"1h", "1s"} {
+		if code, _, errOut := cli("led", "identify", "-for", d, "-config", cfg); code != 0 {
+			t.Errorf("-for %s: exit %d: %s", d, code, errOut)
+		}
+	}
+	acts.mu.Lock()
+	defer acts.mu.Unlock()
+	if fmt.Sprint(acts.identify) != "[1h0m0s 1s]" {
+		t.Errorf("identify asked for %v, want [1h 1s]", acts.identify)
 	}
 }
