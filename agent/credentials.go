@@ -65,13 +65,17 @@ type credCache interface {
 // fetcher is what the agent needs of the account-service client.
 type fetcher interface {
 	Fetch(ctx context.Context) (bootstrap.Credentials, error)
+	// CheckCached says why cached credentials are not for this client.
+	CheckCached(bootstrap.Credentials) error
 }
 
 // bootstrapCreds gets the broker and MQTT credentials from the account
 // service (login, then loadBalance), like the script it replaces, and keeps
 // the last good ones in the store: a restart while the service is down
 // still connects. They are fetched again when the broker refuses them, when
-// the answer said they expire, and every refresh interval.
+// the answer said they expire, and every refresh interval. Cached ones are
+// used only if they were fetched for the configured account and pass the
+// checks a fresh answer passes.
 //
 // Only the session goroutine calls it.
 type bootstrapCreds struct {
@@ -99,6 +103,10 @@ func newBootstrapCreds(svc fetcher, cache credCache, m config.MQTT, interval tim
 		var c bootstrap.Credentials
 		if err := c.UnmarshalBinary(raw); err != nil {
 			log.Warn("cached credentials unreadable; fetching new ones", "err", err)
+			return b
+		}
+		if err := svc.CheckCached(c); err != nil {
+			log.Warn("cached credentials not used; fetching new ones", "reason", err)
 			return b
 		}
 		b.cur = &c

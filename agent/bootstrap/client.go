@@ -90,6 +90,7 @@ type Client struct {
 	secrets  redactor // password, its MD5, query values of both URLs
 	loginLoc string   // LoginURL without query, for errors
 	lbLoc    string
+	account  string // AccountID of the options
 }
 
 // New checks o and builds the client. Its errors name the option that is
@@ -118,6 +119,7 @@ func New(o Options) (*Client, error) {
 		}
 	}
 	c.loginLoc, c.lbLoc = location(c.login), location(c.lb)
+	c.account = AccountID(o.LoginURL, o.LoadBalanceURL, o.Username)
 
 	if c.o.Timeout <= 0 {
 		c.o.Timeout = DefaultTimeout
@@ -321,7 +323,28 @@ func (c *Client) Fetch(ctx context.Context) (Credentials, error) {
 			cr.Expires = t
 		}
 	}
+	cr.Account = c.account
 	return cr, nil
+}
+
+// CheckCached says why credentials kept from an earlier Fetch must not be
+// used by this client, or returns nil. They must come from the same
+// account (login URL, loadBalance URL and user name: a cache written
+// before a reconfiguration, or by an agent that did not record the
+// account, is not trusted), and pass the checks a fresh answer passes: a
+// plaintext broker only when plaintext is allowed. The error quotes
+// neither URL.
+func (c *Client) CheckCached(cr Credentials) error {
+	if cr.Account != c.account {
+		return errors.New("bootstrap: cached credentials were fetched for another login URL, loadBalance URL or user name")
+	}
+	if cr.Broker.Host == "" {
+		return errors.New("bootstrap: cached credentials have no broker")
+	}
+	if !cr.Broker.TLS && !c.o.AllowPlaintext {
+		return fmt.Errorf("bootstrap: cached credentials name a plaintext broker (%s); it is refused unless plaintext is allowed (mqtt.allow_plaintext)", cr.Broker)
+	}
+	return nil
 }
 
 // do runs one step: the request, tried up to Attempts times while it fails

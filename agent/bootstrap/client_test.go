@@ -59,6 +59,7 @@ func TestFetchSendsWhatTheServiceExpects(t *testing.T) {
 		Broker:   config.Broker{TLS: true, Host: "127.0.0.1", Port: 1883},
 		Username: mqttUsername, Password: mqttPassword, Token: token,
 		FetchedAt: now,
+		Account:   AccountID(o.LoginURL, o.LoadBalanceURL, accountUser),
 	}
 	if cr != want {
 		t.Errorf("credentials = %#v (password %q, token %q)\nwant          %#v", cr, cr.Password, cr.Token, want)

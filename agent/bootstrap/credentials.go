@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,9 @@ type Credentials struct {
 	// Expires is the earliest expiry the answers (or the token, as a JWT)
 	// carry; zero = unknown. Fetch again before it.
 	Expires time.Time
+	// Account is AccountID of the service and user that issued them: a
+	// cache holds them for that account only (Client.CheckCached).
+	Account string
 }
 
 // String describes c without its secrets.
@@ -63,6 +67,7 @@ type credentialsV1 struct {
 	Token     string    `json:"token"`
 	FetchedAt time.Time `json:"fetched_at"`
 	Expires   time.Time `json:"expires,omitzero"`
+	Account   string    `json:"account,omitempty"`
 }
 
 // MarshalBinary encodes c, secrets included, for the store's cache.
@@ -72,7 +77,7 @@ func (c Credentials) MarshalBinary() ([]byte, error) {
 	}
 	return json.Marshal(credentialsV1{
 		V: 1, Broker: c.Broker.URL(), Username: c.Username, Password: c.Password,
-		Token: c.Token, FetchedAt: c.FetchedAt, Expires: c.Expires,
+		Token: c.Token, FetchedAt: c.FetchedAt, Expires: c.Expires, Account: c.Account,
 	})
 }
 
@@ -91,7 +96,7 @@ func (c *Credentials) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("bootstrap: cached credentials: %w", err)
 	}
 	*c = Credentials{Broker: br, Username: v.Username, Password: v.Password, Token: v.Token,
-		FetchedAt: v.FetchedAt, Expires: v.Expires}
+		FetchedAt: v.FetchedAt, Expires: v.Expires, Account: v.Account}
 	return nil
 }
 
@@ -101,4 +106,16 @@ func (c *Credentials) UnmarshalBinary(b []byte) error {
 func MD5Hex(password string) string {
 	sum := md5.Sum([]byte(password))
 	return hex.EncodeToString(sum[:])
+}
+
+// AccountID names the account that fetches credentials: the hex SHA-256 of
+// the login URL, the loadBalance URL and the user name. A hash, not the
+// URLs: the login URL carries the app secret.
+func AccountID(loginURL, loadBalanceURL, username string) string {
+	h := sha256.New()
+	for _, s := range []string{loginURL, loadBalanceURL, username} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -15,7 +15,8 @@ func TestCredentialsRoundTrip(t *testing.T) {
 	for _, c := range []Credentials{
 		{Broker: config.Broker{TLS: true, Host: "broker.example.com", Port: 1883}, Username: mqttUsername, Password: mqttPassword,
 			Token: token, FetchedAt: now, Expires: now.Add(2 * time.Hour)},
-		{Broker: config.Broker{TLS: true, Host: "::1", Port: 8883}, Username: "u", Password: "p", Token: "t", FetchedAt: now.Add(time.Nanosecond)},
+		{Broker: config.Broker{TLS: true, Host: "::1", Port: 8883}, Username: "u", Password: "p", Token: "t", FetchedAt: now.Add(time.Nanosecond),
+			Account: AccountID("https://a/l?appSecret=x", "https://a/lb", "u")},
 		{Broker: config.Broker{Host: "10.0.0.1", Port: 1883}, Username: "u", Password: "p", Token: "t", FetchedAt: now.In(time.FixedZone("CST", 8*3600))},
 	} {
 		b, err := c.MarshalBinary()
@@ -26,7 +27,7 @@ func TestCredentialsRoundTrip(t *testing.T) {
 		if err := got.UnmarshalBinary(b); err != nil {
 			t.Fatalf("UnmarshalBinary(%s): %v", b, err)
 		}
-		if got.Broker != c.Broker || got.Username != c.Username || got.Password != c.Password || got.Token != c.Token ||
+		if got.Broker != c.Broker || got.Username != c.Username || got.Password != c.Password || got.Token != c.Token || got.Account != c.Account ||
 			!got.FetchedAt.Equal(c.FetchedAt) || !got.Expires.Equal(c.Expires) || got.Expires.IsZero() != c.Expires.IsZero() {
 			t.Errorf("round trip of %v gave %v (password %q, token %q)", c, got, got.Password, got.Token)
 		}
@@ -90,5 +91,51 @@ func TestDefaultBackoff(t *testing.T) {
 				t.Fatalf("DefaultBackoff(%d) = %v, want in [%v, %v)", n, got, d/2, d)
 			}
 		}
+	}
+}
+
+// Cached credentials are used only by the account that fetched them, and
+// only if a fresh answer with them would pass: a plaintext broker is
+// refused without allow_plaintext, from the cache as from the service.
+func TestCheckCached(t *testing.T) {
+	o := Options{LoginURL: "https://acct.example/login?appSecret=" + appSecret, LoadBalanceURL: "https://acct.example/lb",
+		Username: accountUser, Password: password}
+	c := newClient(t, o)
+	mine := AccountID(o.LoginURL, o.LoadBalanceURL, o.Username)
+	tlsBroker := config.Broker{TLS: true, Host: "b", Port: 8883}
+	tcpBroker := config.Broker{Host: "b", Port: 1883}
+	plain := o
+	plain.AllowPlaintext = true
+	for _, tt := range []struct {
+		name   string
+		client *Client
+		cr     Credentials
+		want   string // "" = usable
+	}{
+		{"same account", c, Credentials{Broker: tlsBroker, Account: mine}, ""},
+		{"another login URL", c, Credentials{Broker: tlsBroker,
+			Account: AccountID("https://acct.example/login?appSecret=other", o.LoadBalanceURL, o.Username)}, "another login URL"},
+		{"another user", c, Credentials{Broker: tlsBroker, Account: AccountID(o.LoginURL, o.LoadBalanceURL, "someone-else")}, "another login URL"},
+		{"another loadBalance URL", c, Credentials{Broker: tlsBroker, Account: AccountID(o.LoginURL, "https://other/lb", o.Username)}, "another login URL"},
+		{"no account recorded", c, Credentials{Broker: tlsBroker}, "another login URL"},
+		{"plaintext broker refused", c, Credentials{Broker: tcpBroker, Account: mine}, "plaintext broker (tcp://b:1883)"},
+		{"plaintext broker allowed", newClient(t, plain), Credentials{Broker: tcpBroker, Account: mine}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.client.CheckCached(tt.cr)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("CheckCached: %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("CheckCached: %v, want an error with %q", err, tt.want)
+			}
+			checkSecrets(t, err)
+		})
+	}
+	// What the cache stores keeps the account.
+	b, _ := Credentials{Broker: tlsBroker, Account: mine}.MarshalBinary()
+	var back Credentials
+	if err := back.UnmarshalBinary(b); err != nil || c.CheckCached(back) != nil {
+		t.Errorf("round trip through the cache: %v, %v", err, c.CheckCached(back))
 	}
 }

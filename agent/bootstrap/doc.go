@@ -70,5 +70,7 @@
 // verified).
 //
 // Credentials encode with MarshalBinary for a cache; the bytes hold the
-// secrets.
+// secrets. They carry the AccountID of the login URL, loadBalance URL and
+// user name that fetched them, and Client.CheckCached refuses cached ones
+// from another account, or naming a plaintext broker that is not allowed.
 package bootstrap

@@ -251,3 +251,24 @@ func TestBootstrapRefusedLogin(t *testing.T) {
 		t.Fatalf("state %q last_error %q, want auth naming login and 401", st.State, st.LastError)
 	}
 }
+
+// TestBootstrapCacheTiedToAccount: credentials cached for one login URL
+// are not used once the config names another; the agent waits for the
+// service instead.
+func TestBootstrapCacheTiedToAccount(t *testing.T) {
+	r, acct := newBootstrapRig(t)
+	p := r.startAgent()
+	r.waitConnected()
+	p.stop(5 * time.Second)
+
+	acct.set(func(a *accountService) { a.mode = "500" })
+	r.extra = strings.Replace(r.extra, "appId=app1", "appId=app2", 1)
+	r.writeConfig(nil)
+	p = r.startAgent()
+	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.State == agent.StateBootstrap && s.LastError != "" })
+	if st.Connected || strings.Contains(p.Log(), "using cached credentials") || !strings.Contains(p.Log(), "cached credentials not used") {
+		t.Fatalf("connected=%v with the other account's cache; log:\n%s", st.Connected, p.Log())
+	}
+	acct.set(func(a *accountService) { a.mode = "ok" })
+	r.waitStatus(60*time.Second, func(s agent.Status) bool { return s.Connected })
+}
