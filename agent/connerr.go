@@ -15,8 +15,10 @@ import (
 // describeConnErr turns a failed or lost connection into a sentence for an
 // operator (last_error) and says whether it is a refusal that retrying with
 // the same credentials or certificates will not cure (the `auth` state).
-// Neither paho's errors nor these sentences carry the password.
-func describeConnErr(err error) (cause string, auth bool) {
+// Neither paho's errors nor these sentences carry the password. credKeys
+// names what holds the credentials, for a refusal ("mqtt.username and
+// mqtt.password_file (…)"; credentialKeys).
+func describeConnErr(err error, credKeys string) (cause string, auth bool) {
 	if err == nil {
 		return "connection lost", false
 	}
@@ -32,9 +34,9 @@ func describeConnErr(err error) (cause string, auth bool) {
 	// mosquitto answers a wrong password with 5, not 4 (PITFALLS.md): both
 	// mean "these credentials are refused".
 	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
-		return "broker refused the credentials (CONNACK 4: bad user name or password); check mqtt.username and mqtt.password", true
+		return "broker refused the credentials (CONNACK 4: bad user name or password); check " + credKeys, true
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised):
-		return "broker refused the credentials (CONNACK 5: not authorised); check mqtt.username and mqtt.password", true
+		return "broker refused the credentials (CONNACK 5: not authorised); check " + credKeys, true
 	case errors.Is(err, packets.ErrorRefusedIDRejected):
 		return "broker rejected the client id (CONNACK 2); check mqtt.client_id", true
 	case errors.Is(err, packets.ErrorRefusedBadProtocolVersion):

@@ -20,10 +20,10 @@ func credentialsFrom(cfg *config.Config, cache credCache, log *slog.Logger) (cre
 		if err != nil {
 			return nil, err
 		}
-		return staticCreds{ep}, nil
+		return &staticCreds{mqtt: cfg.MQTT, ep: ep, log: log}, nil
 	}
 	b := cfg.Bootstrap
-	svc, err := bootstrap.New(bootstrap.Options{
+	opts := bootstrap.Options{
 		LoginURL: b.LoginURL, LoadBalanceURL: b.LoadBalanceURL,
 		Username: b.Username, Password: b.Password, CAFile: b.CAFile,
 		TokenPath: b.TokenField, BrokerPath: b.BrokerField,
@@ -32,23 +32,86 @@ func credentialsFrom(cfg *config.Config, cache credCache, log *slog.Logger) (cre
 		// Two tries per fetch; the session retries further with its own
 		// jittered backoff, showing the bootstrap state meanwhile.
 		Attempts: 2,
-	})
+	}
+	svc, err := newFetcher(opts)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.MQTT.Broker.Host != "" {
 		log.Warn("mqtt.broker is ignored: [bootstrap] gets the broker from the account service")
 	}
-	return newBootstrapCreds(svc, cache, cfg.MQTT, b.RefreshInterval, log.With("part", "bootstrap")), nil
+	bc := newBootstrapCreds(svc, cache, cfg.MQTT, b.RefreshInterval, log.With("part", "bootstrap"))
+	if b.PasswordFile != "" {
+		bc.opts, bc.passwordFile, bc.newSvc = opts, b.PasswordFile, newFetcher
+	}
+	return bc, nil
 }
 
-// staticCreds is the endpoint the configuration names.
-type staticCreds struct{ ep endpoint }
+func newFetcher(o bootstrap.Options) (fetcher, error) {
+	c, err := bootstrap.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
-func (s staticCreds) endpoint(context.Context) (endpoint, error)      { return s.ep, nil }
-func (staticCreds) refused()                                          {}
-func (staticCreds) refreshAt() time.Time                              { return time.Time{} }
-func (staticCreds) refresh(context.Context) (changed bool, err error) { return false, nil }
+// staticCreds is the endpoint the configuration names. After the broker
+// refused it, the password file (mqtt.password_file) is read again before
+// the next attempt, so a corrected file is picked up without a restart.
+//
+// Only the session goroutine calls it.
+type staticCreds struct {
+	mqtt  config.MQTT
+	ep    endpoint
+	stale bool // the broker refused ep
+	log   *slog.Logger
+}
+
+func (s *staticCreds) endpoint(context.Context) (endpoint, error) {
+	if s.stale && s.mqtt.PasswordFile != "" {
+		s.stale = false
+		pw, err := config.ReadSecretFile(s.mqtt.PasswordFile)
+		switch {
+		case err != nil:
+			s.log.Warn("cannot read mqtt.password_file again; trying the password read before", "err", err)
+		case pw != s.ep.Password:
+			ep, err := endpointFor(s.mqtt, s.mqtt.Broker, s.mqtt.Username, pw)
+			if err != nil { // the TLS settings loaded at start: not expected
+				s.log.Warn("mqtt.password_file has changed but cannot be used", "err", err)
+				break
+			}
+			s.ep = ep
+			s.log.Info("mqtt.password_file has changed; connecting with the password it now holds")
+		}
+	}
+	return s.ep, nil
+}
+
+func (s *staticCreds) refused()                                        { s.stale = true }
+func (*staticCreds) refreshAt() time.Time                              { return time.Time{} }
+func (*staticCreds) refresh(context.Context) (changed bool, err error) { return false, nil }
+
+// credentialKeys names the configuration keys behind the credentials the
+// broker refused, for the message that says what to check.
+func (s *staticCreds) credentialKeys() string {
+	pw := "mqtt.password"
+	if s.mqtt.PasswordFile != "" {
+		pw = "mqtt.password_file (" + s.mqtt.PasswordFile + ")"
+	}
+	return "mqtt.username and " + pw
+}
+
+func (*bootstrapCreds) credentialKeys() string {
+	return "the MQTT user name and password the account service hands out (they are fetched again)"
+}
+
+// credentialKeys names the keys behind src's credentials, for a refusal.
+func credentialKeys(src credSource) string {
+	if k, ok := src.(interface{ credentialKeys() string }); ok {
+		return k.credentialKeys()
+	}
+	return "mqtt.username and mqtt.password"
+}
 
 // refusedCredentials: the broker refused the user name or password
 // (mosquitto says 5, others 4; PITFALLS.md).
@@ -75,7 +138,8 @@ type fetcher interface {
 // still connects. They are fetched again when the broker refuses them, when
 // the answer said they expire, and every refresh interval. Cached ones are
 // used only if they were fetched for the configured account and pass the
-// checks a fresh answer passes.
+// checks a fresh answer passes. Before each fetch the account password file
+// is read again, so a corrected one is used without a restart.
 //
 // Only the session goroutine calls it.
 type bootstrapCreds struct {
@@ -84,6 +148,12 @@ type bootstrapCreds struct {
 	mqtt     config.MQTT
 	interval time.Duration
 	log      *slog.Logger
+
+	// With bootstrap.password_file: svc was built from opts, and newSvc
+	// builds another when the file's password changes.
+	opts         bootstrap.Options
+	passwordFile string
+	newSvc       func(bootstrap.Options) (fetcher, error)
 
 	cur   *bootstrap.Credentials
 	stale bool // the broker refused cur
@@ -126,6 +196,7 @@ func (b *bootstrapCreds) endpoint(ctx context.Context) (endpoint, error) {
 }
 
 func (b *bootstrapCreds) fetch(ctx context.Context) error {
+	b.reloadPassword()
 	c, err := b.svc.Fetch(ctx)
 	if err != nil {
 		return err
@@ -139,6 +210,32 @@ func (b *bootstrapCreds) fetch(ctx context.Context) error {
 	}
 	b.log.Info("credentials from the account service", "broker", c.Broker.URL(), "expires", c.Expires)
 	return nil
+}
+
+// reloadPassword reads bootstrap.password_file again and, when it holds
+// another password, logs in with that one from now on. A file that cannot
+// be read keeps the password in use.
+func (b *bootstrapCreds) reloadPassword() {
+	if b.passwordFile == "" || b.newSvc == nil {
+		return
+	}
+	pw, err := config.ReadSecretFile(b.passwordFile)
+	if err != nil {
+		b.log.Warn("cannot read bootstrap.password_file again; logging in with the password read before", "err", err)
+		return
+	}
+	if pw == b.opts.Password {
+		return
+	}
+	o := b.opts
+	o.Password = pw
+	svc, err := b.newSvc(o)
+	if err != nil {
+		b.log.Warn("bootstrap.password_file has changed but cannot be used", "err", err)
+		return
+	}
+	b.svc, b.opts = svc, o
+	b.log.Info("bootstrap.password_file has changed; logging in with the password it now holds")
 }
 
 func (b *bootstrapCreds) refused() { b.stale = true }

@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +101,77 @@ func TestCachedCredentialsRechecked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// After a refusal the password file is read again: a corrected one is
+// used at the next attempt, and the message names the key in use.
+func TestStaticCredsRereadPasswordFileAfterRefusal(t *testing.T) {
+	pass := filepath.Join(t.TempDir(), "mqtt.pass")
+	os.WriteFile(pass, []byte("wrong\n"), 0o600)
+	m := config.MQTT{Broker: config.Broker{Host: "b", Port: 1883}, Username: "u", PasswordFile: pass, Password: "wrong"}
+	cfg := &config.Config{MQTT: m}
+	src, err := credentialsFrom(cfg, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := src.endpoint(context.Background())
+	if ep.Password != "wrong" {
+		t.Fatal("first endpoint lacks the configured password")
+	}
+	os.WriteFile(pass, []byte("right\r\n"), 0o600)
+	if ep, _ := src.endpoint(context.Background()); ep.Password != "wrong" {
+		t.Error("the file was read again without a refusal")
+	}
+	src.refused()
+	if ep, _ := src.endpoint(context.Background()); ep.Password != "right" || ep.BrokerURL != "tcp://b:1883" || ep.Username != "u" {
+		t.Errorf("after a refusal: endpoint %s as %q, password fixed: %v", ep.BrokerURL, ep.Username, ep.Password == "right")
+	}
+	// An unreadable file keeps the password in use.
+	os.Remove(pass)
+	src.refused()
+	if ep, _ := src.endpoint(context.Background()); ep.Password != "right" {
+		t.Error("a missing file lost the password")
+	}
+	if k := credentialKeys(src); !strings.Contains(k, "mqtt.password_file") || !strings.Contains(k, pass) {
+		t.Errorf("credential keys %q, want mqtt.password_file and its path", k)
+	}
+	inline, _ := credentialsFrom(&config.Config{MQTT: config.MQTT{Broker: m.Broker, Password: "x"}}, nil, quietLog())
+	if k := credentialKeys(inline); k != "mqtt.username and mqtt.password" {
+		t.Errorf("inline password: credential keys %q", k)
+	}
+}
+
+// The account password file is read again before each fetch; a changed
+// password logs in from then on.
+func TestBootstrapRereadPasswordFile(t *testing.T) {
+	pass := filepath.Join(t.TempDir(), "account.pass")
+	os.WriteFile(pass, []byte(testAccount.Password+"\n"), 0o600)
+	var built []string
+	newSvc := func(o bootstrap.Options) (fetcher, error) {
+		built = append(built, o.Password)
+		c, err := bootstrap.New(o)
+		if err != nil {
+			return nil, err
+		}
+		return &cannedFetcher{Client: c, give: bootstrap.Credentials{Broker: config.Broker{TLS: true, Host: "b", Port: 8883}}}, nil
+	}
+	svc, _ := newSvc(testAccount)
+	var logBuf bytes.Buffer
+	b := newBootstrapCreds(svc, &memCache{}, config.MQTT{}, time.Hour, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	b.opts, b.passwordFile, b.newSvc = testAccount, pass, newSvc
+	if _, err := b.endpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(pass, []byte("fixed-pass\n"), 0o600)
+	b.refused()
+	if _, err := b.endpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(built) != 2 || built[1] != "fixed-pass" || b.opts.Password != "fixed-pass" {
+		t.Fatalf("clients built with %d passwords; current fixed: %v", len(built), b.opts.Password == "fixed-pass")
+	}
+	if strings.Contains(logBuf.String(), "fixed-pass") || strings.Contains(logBuf.String(), testAccount.Password) {
+		t.Error("a password is in the log")
 	}
 }

@@ -213,7 +213,7 @@ func (s *session) run(ctx context.Context) {
 			}
 			return
 		}
-		cause, auth := describeConnErr(err)
+		cause, auth := describeConnErr(err, credentialKeys(s.creds))
 		if !auth && ep.CertAsked != nil && ep.CertAsked.Load() {
 			if ep.HasCert {
 				cause = "TLS: the broker rejected the client certificate; check mqtt.cert_file and mqtt.key_file, and that the broker trusts their CA (" + cause + ")"

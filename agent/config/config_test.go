@@ -462,3 +462,20 @@ func TestInlinePasswordConfigMode(t *testing.T) {
 	writeFile(t, dir, "mqtt.pass", "pw\n", 0o600)
 	mustLoad(t, writeFile(t, dir, "config.toml", lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `password_file = "mqtt.pass"`), 0o644))
 }
+
+// ReadSecretFile reads a password file again by Load's rules.
+func TestReadSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	if pw, err := ReadSecretFile(writeFile(t, dir, "ok.pass", " s3 cret \r\n\n", 0o600)); err != nil || pw != " s3 cret " {
+		t.Errorf("got %q, %v", pw, err)
+	}
+	for name, content := range map[string]string{"empty.pass": "\n", "big.pass": strings.Repeat("x", maxSecretFile+1)} {
+		path := writeFile(t, dir, name, content, 0o600)
+		if _, err := ReadSecretFile(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: error %v, want one naming the file", name, err)
+		}
+	}
+	if _, err := ReadSecretFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}

@@ -60,22 +60,37 @@ func (l *loader) readFiles() {
 	}
 }
 
-// readFile reads path for key, recording a problem that names the path and
-// the OS error if it cannot.
-func (l *loader) readFile(key, path string, limit int64) ([]byte, bool) {
+// errTooLarge: a file is larger than what it may hold.
+var errTooLarge = errors.New("too large")
+
+// readLimited reads at most limit bytes of path; a larger file is
+// errTooLarge.
+func readLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		l.problem(key, fmt.Sprintf("cannot read %s: %v", path, osReason(err)), fixPath(err))
-		return nil, false
+		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		l.problem(key, fmt.Sprintf("cannot read %s: %v", path, osReason(err)), fixPath(err))
-		return nil, false
+		return nil, err
 	}
 	if int64(len(data)) > limit {
+		return nil, errTooLarge
+	}
+	return data, nil
+}
+
+// readFile reads path for key, recording a problem that names the path and
+// the OS error if it cannot.
+func (l *loader) readFile(key, path string, limit int64) ([]byte, bool) {
+	data, err := readLimited(path, limit)
+	switch {
+	case errors.Is(err, errTooLarge):
 		l.problem(key, fmt.Sprintf("%s is larger than %s", path, formatSize(limit)), "check that the path names the right file")
+		return nil, false
+	case err != nil:
+		l.problem(key, fmt.Sprintf("cannot read %s: %v", path, osReason(err)), fixPath(err))
 		return nil, false
 	}
 	return data, true
@@ -90,12 +105,33 @@ func (l *loader) readSecret(key, path string) (string, bool) {
 		return "", false
 	}
 	l.warnWorldReadable(key, path)
-	pw := strings.TrimRight(string(data), "\r\n")
+	pw := secretOf(data)
 	if pw == "" {
 		l.problem(key, fmt.Sprintf("%s is empty", path), "write the password into it, on one line")
 		return "", false
 	}
 	return pw, true
+}
+
+func secretOf(data []byte) string { return strings.TrimRight(string(data), "\r\n") }
+
+// ReadSecretFile reads a password file again, as Load read it (at most
+// 4 KiB, trailing line breaks trimmed, empty refused), for an agent that
+// picks up a corrected password without a restart. Its errors name the
+// path, never the contents.
+func ReadSecretFile(path string) (string, error) {
+	data, err := readLimited(path, maxSecretFile)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return "", fmt.Errorf("%s is larger than %s", path, formatSize(maxSecretFile))
+	case err != nil:
+		return "", fmt.Errorf("cannot read %s: %w", path, osReason(err))
+	}
+	pw := secretOf(data)
+	if pw == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return pw, nil
 }
 
 // readCA checks that a CA file holds at least one PEM certificate.

@@ -241,14 +241,20 @@ func TestBootstrapServiceFaults(t *testing.T) {
 }
 
 // TestBootstrapRefusedLogin: a wrong account password is a refusal (auth),
-// not an outage, and says which step refused.
+// not an outage, and says which step refused; once password_file is
+// corrected the agent logs in and connects without a restart.
 func TestBootstrapRefusedLogin(t *testing.T) {
 	r, _ := newBootstrapRig(t)
 	os.WriteFile(filepath.Join(r.dir, "account.pass"), []byte("wrong-password\n"), 0o600)
-	r.startAgent()
+	p := r.startAgent()
 	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.LastError != "" })
 	if st.State != agent.StateAuth || !strings.Contains(st.LastError, "login") || !strings.Contains(st.LastError, "401") {
 		t.Fatalf("state %q last_error %q, want auth naming login and 401", st.State, st.LastError)
+	}
+	os.WriteFile(filepath.Join(r.dir, "account.pass"), []byte(acctPass+"\n"), 0o600)
+	r.waitStatus(30*time.Second, func(s agent.Status) bool { return s.Connected })
+	if found := secretsIn(p.Log()); len(found) > 0 {
+		t.Fatalf("secrets in the agent's log: %q", found)
 	}
 }
 

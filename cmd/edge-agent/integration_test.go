@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -222,6 +224,34 @@ func TestRefusedConnectionsSayWhy(t *testing.T) {
 				t.Fatal("a password appears in the agent's log")
 			}
 		})
+	}
+}
+
+// TestPasswordFileFixedAfterAuth: refused for a wrong password in
+// password_file, the agent says so naming that key (not mqtt.password),
+// and once the file is corrected it connects without a restart.
+func TestPasswordFileFixedAfterAuth(t *testing.T) {
+	r := newRig(t, agenttest.MosquittoOptions{})
+	pass := filepath.Join(r.dir, "mqtt.pass")
+	if err := os.WriteFile(pass, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := r.startAgent()
+	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.State == agent.StateAuth })
+	if !strings.Contains(st.LastError, "refused the credentials") || !strings.Contains(st.LastError, "mqtt.password_file") {
+		t.Fatalf("last_error %q, want a refusal naming mqtt.password_file", st.LastError)
+	}
+	// A second refusal, so that the backoff has grown past its first step.
+	time.Sleep(2 * time.Second)
+	if err := os.WriteFile(pass, []byte(testPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(30*time.Second, func(s agent.Status) bool { return s.Connected })
+	if !strings.Contains(p.Log(), "mqtt.password_file has changed") {
+		t.Error("no log line about the changed password file")
+	}
+	if strings.Contains(p.Log(), testPass) || strings.Contains(p.Log(), "not-the-password") {
+		t.Fatal("a password appears in the agent's log")
 	}
 }
 
