@@ -119,3 +119,42 @@ func TestServerStopsOnClose(t *testing.T) {
 		t.Fatalf("after Close: %v, want ErrNotRunning", err)
 	}
 }
+
+// flappingListener fails every other Accept, as at the file limit where
+// descriptors come and go.
+type flappingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	calls int
+}
+
+func (l *flappingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	l.calls++
+	fail := l.calls%2 == 1
+	l.mu.Unlock()
+	if fail {
+		return nil, &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServerLogsAcceptBurstOnce: failures and successes in turn are one
+// burst in the log, not a pair of lines per accept.
+func TestServerLogsAcceptBurstOnce(t *testing.T) {
+	var logBuf syncBuffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	dir, _ := statusServer(t, func(ln net.Listener) net.Listener { return &flappingListener{Listener: ln} }, log)
+	for i := 0; i < 8; i++ {
+		if err := askStatus(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := logBuf.String()
+	if n := strings.Count(logs, "accept failed"); n != 1 {
+		t.Errorf("%d warnings for one burst, want 1:\n%s", n, logs)
+	}
+	if n := strings.Count(logs, "accept works again"); n != 1 {
+		t.Errorf("%d recoveries logged for one burst, want 1:\n%s", n, logs)
+	}
+}

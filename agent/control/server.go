@@ -86,34 +86,45 @@ func Serve(ln net.Listener, inbox Inbox, status StatusFunc, acts Actions, log *s
 // Path is the socket's path.
 func (s *Server) Path() string { return s.path }
 
-// Accept's backoff after a failure, as net/http's Server does it.
+// Accept's backoff after a failure, as net/http's Server does it, and the
+// quiet after which a failure starts a new burst in the log.
 const (
 	acceptRetryMin = 5 * time.Millisecond
 	acceptRetryMax = time.Second
+	acceptBurstGap = time.Minute
 )
 
 // serve accepts until the listener is closed. Any other Accept error
 // (EMFILE at the file limit, ENFILE, ECONNABORTED) is retried after a
 // backoff: once it ended the loop for good and the daemon ran on, its
-// control socket dead. A burst of failures is logged once as it starts and
-// once as it ends.
+// control socket dead. A burst of failures (at the file limit, accepts
+// fail and succeed in turn as descriptors come and go) is logged once as
+// it starts and once when an accept first works again.
 func (s *Server) serve() {
 	defer s.wg.Done()
-	var delay time.Duration
-	failed := 0
+	var (
+		delay     time.Duration
+		failed    int // in this burst
+		lastFail  time.Time
+		recovered bool // logged for this burst
+	)
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.closing() {
 				return
 			}
-			if failed == 0 {
+			if failed == 0 || time.Since(lastFail) > acceptBurstGap {
 				s.log.Warn("control socket: accept failed; retrying with a backoff", "err", err)
+				failed, recovered = 0, false
+			}
+			failed++
+			lastFail = time.Now()
+			if delay == 0 {
 				delay = acceptRetryMin
 			} else {
 				delay = min(2*delay, acceptRetryMax)
 			}
-			failed++
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -123,9 +134,10 @@ func (s *Server) serve() {
 			}
 			continue
 		}
-		if failed > 0 {
+		delay = 0
+		if failed > 0 && !recovered {
 			s.log.Info("control socket: accept works again", "failed_accepts", failed)
-			failed = 0
+			recovered = true
 		}
 		s.wg.Add(1)
 		go func() {
