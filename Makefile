@@ -93,9 +93,13 @@ FUZZTIME ?= 5s
 FUZZ_TARGETS := ./agent:FuzzParseCommand ./agent/config:FuzzParse \
 	./agent/config:FuzzScanners ./store:FuzzDecodeRecord ./store:FuzzRecordRoundTrip ./store:FuzzOpen
 
-faults: build fuzz ## fault suite against the real binary; prints figures (SOAK=30m for a soak, SEED=N to replay)
+# The agent under test is the release build plus -tags faults, which adds
+# only the EDGE_AGENT_FAILPOINT hook (cmd/edge-agent/failpoint.go); release
+# binaries (build, dist) are built without it and ignore the variable.
+faults: fuzz ## fault suite against the real binary; prints figures (SOAK=30m for a soak, SEED=N to replay)
+	$(BUILD) -tags faults -o bin/edge-agent-faults ./cmd/edge-agent
 	$(GO) build -o bin/edge-faults ./cmd/edge-faults
-	bin/edge-faults -agent bin/edge-agent $(if $(SOAK),-soak $(SOAK)) $(if $(SEED),-seed $(SEED))
+	bin/edge-faults -agent bin/edge-agent-faults $(if $(SOAK),-soak $(SOAK)) $(if $(SEED),-seed $(SEED))
 
 fuzz: ## each fuzz target for FUZZTIME (default 5s); a crasher lands in the package's testdata/fuzz
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

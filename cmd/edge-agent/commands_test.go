@@ -263,10 +263,12 @@ func TestSameCommandIDExecutesOnce(t *testing.T) {
 
 // TestToggleNotRepeatedAfterKillMidCommand kills the agent right after the
 // relay moved and before the reply was recorded: the broker redelivers the
-// command, and the restarted agent must not toggle again.
+// command, and the restarted agent must not toggle again. The failpoint
+// that kills it is only in a build with -tags faults.
 func TestToggleNotRepeatedAfterKillMidCommand(t *testing.T) {
 	r := newCommandRig(t)
 	r.env = []string{"EDGE_AGENT_FAILPOINT=after-relay-move"}
+	r.exe = buildAgent(t, "faults")
 	p1 := r.startAgent()
 	r.waitConnected()
 	rep := r.replies()
@@ -280,7 +282,7 @@ func TestToggleNotRepeatedAfterKillMidCommand(t *testing.T) {
 	if tr := gpioLog(p1.Log(), "GPIO22"); strings.Join(tr, ",") != "L*,H" {
 		t.Fatalf("first run: lamp transitions %v, want [L* H]", tr)
 	}
-	r.env = nil
+	r.env, r.exe = nil, ""
 	p2 := r.startAgent()
 	got := rep.wait("t-kill")
 	if got["ok"] != true {
@@ -296,6 +298,30 @@ func TestToggleNotRepeatedAfterKillMidCommand(t *testing.T) {
 	}
 	if !strings.Contains(p2.Log(), "interrupted by a restart") {
 		t.Error("no log line about finishing the interrupted command")
+	}
+}
+
+// TestFailpointIgnoredByReleaseBuild: a binary built as releases are
+// (no build tags) has no failpoint: with the variable set, the command
+// completes and the agent lives on.
+func TestFailpointIgnoredByReleaseBuild(t *testing.T) {
+	r := newCommandRig(t)
+	r.env = []string{"EDGE_AGENT_FAILPOINT=after-relay-move"}
+	r.exe = buildAgent(t, "")
+	p := r.startAgent()
+	r.waitConnected()
+	rep := r.replies()
+	r.send(r.publisher("cloud-no-failpoint"), `{"id":"t-release","method":"relay.toggle","params":{"relay":"lamp"}}`)
+	if got := rep.wait("t-release"); got["ok"] != true {
+		t.Fatalf("reply %v", got)
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("the release build died: %v\n%s", p.err, p.Log())
+	case <-time.After(500 * time.Millisecond):
+	}
+	if st, err := r.status(); err != nil || !st.Relays["lamp"].On {
+		t.Fatalf("status %+v, %v; want the lamp on", st.Relays, err)
 	}
 }
 

@@ -29,7 +29,49 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if builtAgents.dir != "" {
+		os.RemoveAll(builtAgents.dir)
+	}
+	os.Exit(code)
+}
+
+// builtAgents are agent binaries built by buildAgent, by build tags.
+var builtAgents struct {
+	sync.Mutex
+	dir  string
+	bins map[string]string
+}
+
+// buildAgent builds the agent with go build, as a release is built (tags
+// "") or with build tags ("faults"), once per test process; the test
+// binary itself is built with whatever tags go test had.
+func buildAgent(t *testing.T, tags string) string {
+	t.Helper()
+	builtAgents.Lock()
+	defer builtAgents.Unlock()
+	if bin, ok := builtAgents.bins[tags]; ok {
+		return bin
+	}
+	if builtAgents.dir == "" {
+		dir, err := os.MkdirTemp("", "edge-agent-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		builtAgents.dir, builtAgents.bins = dir, map[string]string{}
+	}
+	out := filepath.Join(builtAgents.dir, "edge-agent-"+strings.NewReplacer(",", "-", " ", "-").Replace(tags))
+	args := []string{"build", "-trimpath", "-o", out}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	builtAgents.bins[tags] = out
+	return out
 }
 
 const (
@@ -52,6 +94,9 @@ type rig struct {
 	// dataDirOverride, when set, is data_dir (a small file system).
 	dataDirOverride string
 	env             []string
+	// exe, when set, is the agent binary to run (buildAgent) instead of
+	// this test binary re-executed.
+	exe string
 }
 
 func newRig(t *testing.T, opts agenttest.MosquittoOptions) *rig {
@@ -141,6 +186,10 @@ func (r *rig) startAgent() *proc {
 	}
 	cmd := exec.Command(exe, "run", "-config", r.cfgPath)
 	cmd.Env = append(append(os.Environ(), childEnv+"=1"), r.env...)
+	if r.exe != "" {
+		cmd = exec.Command(r.exe, "run", "-config", r.cfgPath)
+		cmd.Env = append(os.Environ(), r.env...)
+	}
 	p := &proc{t: r.t, cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p, p
 	if err := cmd.Start(); err != nil {

@@ -94,6 +94,10 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 // no-op unless built with -tags pprof (pprof.go).
 var startProfile = func() (stop func()) { return func() {} }
 
+// failpoint returns the test hook agent.Options.Failpoint; nil unless built
+// with -tags faults (failpoint.go), so release binaries have none.
+var failpoint = func() func() { return nil }
+
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", defaultConfig, "configuration file")
@@ -118,11 +122,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	opts := agent.Options{Version: version, Logger: log}
 	withSystemd(&opts, log) // READY=1 and watchdog pings under systemd; nothing without it
-	// A test hook, named so nobody sets it by accident: the fault tests
-	// kill the agent between a relay's move and its recorded reply.
-	if os.Getenv("EDGE_AGENT_FAILPOINT") == "after-relay-move" {
-		opts.Failpoint = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	}
+	opts.Failpoint = failpoint()
 	defer startProfile()()
 	err = agent.Run(ctx, cfg, opts)
 	if err != nil {
