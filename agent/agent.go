@@ -205,15 +205,23 @@ type controlActions struct {
 	panel *led.Panel
 }
 
-func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) error {
+func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) (control.RelayApplied, error) {
 	req := localRelayReq{relayRequest: relayRequest{name: name, on: on, dur: dur}, reply: make(chan localRelayResult, 1)}
 	select {
 	case a.disp.local <- req:
 	case <-time.After(10 * time.Second):
-		return fmt.Errorf("the agent is busy; try again")
+		return control.RelayApplied{}, fmt.Errorf("the agent is busy; try again")
 	}
 	res := <-req.reply
-	return res.err
+	if res.err != nil {
+		return control.RelayApplied{}, res.err
+	}
+	applied := control.RelayApplied{On: res.state.On, Since: res.state.Since.UTC()}
+	if !res.state.Deadline.IsZero() {
+		u := res.state.Deadline.UTC()
+		applied.Until = &u
+	}
+	return applied, nil
 }
 
 func (a *controlActions) Identify(d time.Duration) { a.panel.Identify(d) }

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/agent/control"
 )
 
 // Error codes of a reply (DESIGN.md, "Commands").
@@ -42,8 +44,9 @@ const maxIDLen = 128
 const maxCommandBytes = 64 << 10
 
 // maxIdentify bounds led.identify's `for`: long enough to find a unit in a
-// cabinet, short enough that a typo does not blink the LEDs for years.
-const maxIdentify = time.Hour
+// cabinet, short enough that a typo does not blink the LEDs for years. The
+// control socket's `led identify` has the same bound.
+const maxIdentify = control.MaxIdentify
 
 // refuseOnArrival decides, as a message on the command topic is stored,
 // whether it is a possible command that must not run whatever it says:

@@ -16,7 +16,9 @@ type recordingActs struct {
 	identify []time.Duration
 }
 
-func (a *recordingActs) SetRelay(string, bool, time.Duration) error { return nil }
+func (a *recordingActs) SetRelay(string, bool, time.Duration) (RelayApplied, error) {
+	return RelayApplied{}, nil
+}
 func (a *recordingActs) LEDTest(time.Duration, func(string)) error  { return nil }
 func (a *recordingActs) Identify(d time.Duration) {
 	a.mu.Lock()

@@ -54,8 +54,17 @@ type Reply struct {
 	Status json.RawMessage `json:"status,omitempty"`
 	Record *Record         `json:"record,omitempty"`
 	State  string          `json:"state,omitempty"` // led.test: the pattern now playing
+	Relay  *RelayApplied   `json:"relay,omitempty"` // relay.set: what was applied
 	Error  string          `json:"error,omitempty"`
 	Done   bool            `json:"done,omitempty"`
+}
+
+// RelayApplied is the state a relay.set request put the relay in: max_on
+// may have cut the deadline short of what was asked.
+type RelayApplied struct {
+	On    bool       `json:"on"`
+	Since time.Time  `json:"since"`
+	Until *time.Time `json:"until,omitempty"` // when it switches off by itself
 }
 
 // Record is an inbox record as `inbox export -json` writes it (DESIGN.md):

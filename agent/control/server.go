@@ -28,7 +28,7 @@ type StatusFunc func() any
 
 // Actions carries out the requests that change something.
 type Actions interface {
-	SetRelay(name string, on bool, dur time.Duration) error
+	SetRelay(name string, on bool, dur time.Duration) (RelayApplied, error)
 	Identify(d time.Duration)
 	// LEDTest plays every pattern, calling announce as each starts, and
 	// returns when done.
@@ -248,9 +248,13 @@ func (s *Server) handle(c net.Conn) {
 				return
 			}
 			s.acts.Identify(d)
-		} else if err := s.acts.SetRelay(req.Relay, req.On, d); err != nil {
-			w.fail(err)
-			return
+		} else {
+			applied, err := s.acts.SetRelay(req.Relay, req.On, d)
+			if err != nil {
+				w.fail(err)
+				return
+			}
+			w.send(Reply{Relay: &applied})
 		}
 	case CmdLEDTest:
 		if s.acts == nil {

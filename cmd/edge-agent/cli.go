@@ -256,7 +256,15 @@ func printRecord(w io.Writer, r control.Record) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "seq:         %d\nreceived_at: %s\ntopic:       %s\ndup:         %v\nsize:        %d bytes\n", r.Seq, control.PrintableLine(r.ReceivedAt), control.PrintableLine(r.Topic), r.Dup, len(b))
+	fmt.Fprintf(w, "seq:         %d\nreceived_at: %s\ntopic:       %s\ndup:         %v\n", r.Seq, control.PrintableLine(r.ReceivedAt), control.PrintableLine(r.Topic), r.Dup)
+	if r.Retained {
+		fmt.Fprintf(w, "retained:    true (a retained command is never executed)\n")
+	}
+	if r.Oversize {
+		fmt.Fprintf(w, "size:        %d bytes, over max_message_size: only the first %d are stored\n", r.Size, len(b))
+	} else {
+		fmt.Fprintf(w, "size:        %d bytes\n", len(b))
+	}
 	if r.Payload != nil {
 		fmt.Fprintf(w, "payload:\n%s\n", control.Printable(b))
 	} else {
@@ -316,19 +324,50 @@ func cmdRelay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge-agent: relay set: -for goes with on")
 		return exitUsage
 	}
+	forSet := false
+	fs.Visit(func(f *flag.Flag) { forSet = forSet || f.Name == "for" })
+	if forSet && *dur <= 0 {
+		fmt.Fprintf(stderr, "edge-agent: relay set: -for %v: must be positive (like 30s, 5m)\n", *dur)
+		return exitUsage
+	}
 	req := control.Request{Cmd: control.CmdRelaySet, Relay: name, On: state == "on"}
 	if *dur > 0 {
 		req.For = dur.String()
 	}
-	if code := call(*path, req, stderr, nil); code != exitOK {
+	var applied *control.RelayApplied
+	if code := call(*path, req, stderr, func(r control.Reply) error {
+		applied = r.Relay
+		return nil
+	}); code != exitOK {
 		return code
 	}
-	msg := fmt.Sprintf("relay %s %s", name, state)
-	if *dur > 0 {
-		msg += fmt.Sprintf(" for %v", *dur)
-	}
-	fmt.Fprintln(stdout, msg)
+	fmt.Fprintln(stdout, describeApplied(name, *dur, applied))
 	return exitOK
+}
+
+// describeApplied says what the daemon did, which is not always what was
+// asked: max_on caps a longer -for.
+func describeApplied(name string, asked time.Duration, a *control.RelayApplied) string {
+	if a == nil {
+		return fmt.Sprintf("relay %s: done (the daemon did not say what it applied)", name)
+	}
+	if !a.On {
+		return fmt.Sprintf("relay %s off", name)
+	}
+	if a.Until == nil {
+		return fmt.Sprintf("relay %s on", name)
+	}
+	msg := fmt.Sprintf("relay %s on until %s", name, a.Until.Local().Format(time.RFC3339))
+	left := time.Until(*a.Until).Round(time.Second)
+	switch {
+	case asked > 0 && left < asked-time.Second:
+		msg += fmt.Sprintf(" (%v, not the %v asked: its max_on stops it sooner)", left, asked)
+	case asked == 0:
+		msg += fmt.Sprintf(" (%v: its max_on)", left)
+	default:
+		msg += fmt.Sprintf(" (%v)", left)
+	}
+	return msg
 }
 
 func cmdLED(args []string, stdout, stderr io.Writer) int {

@@ -222,7 +222,7 @@ func TestCLIRelayAndLEDVerbs(t *testing.T) {
 	r.startAgent()
 	r.waitConnected()
 
-	if code, out, errOut := cli("relay", "set", "lamp", "on", "-for", "1h", "-config", r.cfgPath); code != 0 || !strings.Contains(out, "relay lamp on for 1h0m0s") {
+	if code, out, errOut := cli("relay", "set", "lamp", "on", "-for", "1h", "-config", r.cfgPath); code != 0 || !strings.Contains(out, "relay lamp on until ") || !strings.Contains(out, "(1h0m0s)") {
 		t.Fatalf("relay set: exit %d: %s%s", code, out, errOut)
 	}
 	st, _ := r.status()
@@ -232,7 +232,19 @@ func TestCLIRelayAndLEDVerbs(t *testing.T) {
 	if code, _, errOut := cli("relay", "set", "nope", "on", "-config", r.cfgPath); code != 1 || !strings.Contains(errOut, `no relay named "nope"`) {
 		t.Fatalf("unknown relay: exit %d: %s", code, errOut)
 	}
-	cli("relay", "set", "pump", "on", "-config", r.cfgPath)
+	// What was applied, not what was asked: pump's max_on is 1m.
+	if code, out, errOut := cli("relay", "set", "pump", "on", "-for", "20m", "-config", r.cfgPath); code != 0 ||
+		!strings.Contains(out, "not the 20m0s asked: its max_on stops it sooner") {
+		t.Fatalf("relay set beyond max_on: exit %d: %s%s", code, out, errOut)
+	}
+	if st, _ := r.status(); st.Relays["pump"].Until == nil || time.Until(*st.Relays["pump"].Until) > time.Minute {
+		t.Fatalf("pump %+v: want max_on's 1m deadline", st.Relays["pump"])
+	}
+	for _, bad := range []string{"-5s", "0s"} {
+		if code, _, errOut := cli("relay", "set", "lamp", "on", "-for", bad, "-config", r.cfgPath); code != 2 || !strings.Contains(errOut, "must be positive") {
+			t.Fatalf("relay set -for %s: exit %d: %s; want a usage error", bad, code, errOut)
+		}
+	}
 	if code, _, errOut := cli("relay", "set", "drain", "on", "-config", r.cfgPath); code != 1 || !strings.Contains(errOut, "interlock") {
 		t.Fatalf("interlocked: exit %d: %s", code, errOut)
 	}

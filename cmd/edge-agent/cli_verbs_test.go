@@ -49,7 +49,9 @@ type fakeActs struct {
 	identify []time.Duration
 }
 
-func (a *fakeActs) SetRelay(string, bool, time.Duration) error { return nil }
+func (a *fakeActs) SetRelay(string, bool, time.Duration) (control.RelayApplied, error) {
+	return control.RelayApplied{}, nil
+}
 func (a *fakeActs) Identify(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

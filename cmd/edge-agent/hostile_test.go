@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,10 @@ func TestOversizeMessageStoredAsMarker(t *testing.T) {
 	}
 	if recs[1].Payload == nil || *recs[1].Payload != "after the big one" {
 		t.Errorf("record after the marker: %+v", recs[1])
+	}
+	if code, out, _ := cli("inbox", "show", fmt.Sprint(m.Seq), "-config", r.cfgPath); code != 0 ||
+		!strings.Contains(out, fmt.Sprintf("size:        %d bytes, over max_message_size: only the first 256 are stored", len(big))) {
+		t.Errorf("inbox show of the marker: exit %d\n%s", code, out)
 	}
 }
 
