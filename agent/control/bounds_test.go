@@ -19,7 +19,7 @@ type recordingActs struct {
 func (a *recordingActs) SetRelay(string, bool, time.Duration) (RelayApplied, error) {
 	return RelayApplied{}, nil
 }
-func (a *recordingActs) LEDTest(time.Duration, func(string)) error  { return nil }
+func (a *recordingActs) LEDTest(time.Duration, func(string)) error { return nil }
 func (a *recordingActs) Identify(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
