@@ -1,6 +1,8 @@
 // Package store keeps the gateway's durable state in one bbolt file,
-// <data_dir>/edge-agent.db: the inbox of received MQTT notifications today,
-// and the other state that must commit together with it later.
+// <data_dir>/edge-agent.db: the inbox of received MQTT notifications and
+// what must commit together with it (Apply): relay states, executed command
+// ids and the replies waiting for the broker (the outbox); and the cached
+// account-service credentials.
 //
 // The promise: a message is on disk before Append returns. Append writes a
 // whole batch in one bbolt transaction whose commit fsyncs the data pages and
@@ -18,9 +20,10 @@
 // file lock until Close: a second process on the same data_dir fails with
 // ErrLocked.
 //
-// A DB is safe for concurrent use. Writes are serialised by bbolt; the agent
-// still has one writer goroutine so that it can group many messages into one
-// commit. The package returns errors and never logs.
+// A DB is safe for concurrent use: bbolt runs one write transaction at a
+// time, so any goroutine may write. Append commits a whole batch at once, so
+// a caller that appends from one goroutine can group many messages into one
+// commit (the agent does). The package returns errors and never logs.
 //
 // The bbolt traps this package works around are listed in
 // ../shared/PITFALLS.md, section "bbolt v1.5.0"; comments cite it as

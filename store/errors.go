@@ -23,7 +23,7 @@ var (
 	// ErrFull means Append could not stay within Options.RetainRecords or
 	// Options.RetainBytes because every record it could drop is still
 	// pending. Nothing of the batch was written; the caller stops
-	// acknowledging until MarkHandled makes room.
+	// acknowledging until records marked handled (Change.Handled) make room.
 	ErrFull = errors.New("store is full of pending records")
 
 	// ErrNotFound means no record has the requested sequence number (it was

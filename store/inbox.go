@@ -24,7 +24,7 @@ type Message struct {
 	Reply *OutMsg
 	// Pending marks a message still to be handled (a command to execute);
 	// false means it was handled on arrival. Retention never drops a
-	// pending record; MarkHandled clears the mark.
+	// pending record; Apply's Change.Handled clears the mark.
 	Pending bool
 }
 

@@ -20,7 +20,7 @@ import (
 //	payload  the rest
 //
 // Pending is not stored here: the pending bucket is the one source of truth,
-// so MarkHandled does not rewrite a record.
+// so marking a record handled does not rewrite it.
 const recordVersion = 1
 
 const (

@@ -24,10 +24,10 @@ type DB struct {
 	closeErr  error
 }
 
-// Buckets. The file's whole layout is here: a later feature (outbox, relay
-// states, executed command ids) adds its name to schema and a field to txn,
-// and its writes then commit in the same transaction, and the same fsync
-// pair, as the inbox's.
+// Buckets. The file's whole layout is here: each bucket is in schema and has
+// a field in txn, so a write to any of them (Apply's relay states, command
+// ids and outbox with an inbox record's handled mark) commits in one
+// transaction, and one fsync pair.
 var (
 	bucketInbox   = []byte("inbox")   // seq (8-byte big-endian) -> encodeRecord
 	bucketPending = []byte("pending") // seq -> empty: records not yet handled
