@@ -502,6 +502,25 @@ func TestInstallImageRefuses(t *testing.T) {
 	makeRoot(t, arm, rootSpec{arch: "armv6", osName: "Raspbian GNU/Linux 12 (bookworm)", gpioGroup: true})
 	relCfg := filepath.Join(t.TempDir(), "config.toml")
 	writeFile(t, relCfg, "device_id = \"x\"\ndata_dir = \"data\"\n", 0o600)
+	// /etc/edge-agent a link whose ".." climbs out of the image: resolved
+	// on this machine it would be a directory beside the image's root.
+	escape := t.TempDir()
+	makeRoot(t, escape, rootSpec{arch: "armv6", osName: "Raspbian GNU/Linux 12 (bookworm)", gpioGroup: true})
+	if err := os.Symlink("../../outside", filepath.Join(escape, "etc/edge-agent")); err != nil {
+		t.Fatal(err)
+	}
+	loop := t.TempDir()
+	makeRoot(t, loop, rootSpec{arch: "armv6", osName: "Raspbian GNU/Linux 12 (bookworm)", gpioGroup: true})
+	if err := os.Symlink("/etc/edge-agent", filepath.Join(loop, "etc/edge-agent")); err != nil {
+		t.Fatal(err)
+	}
+	noOS := t.TempDir()
+	makeRoot(t, noOS, rootSpec{arch: "armv6", osName: "Raspbian GNU/Linux 12 (bookworm)", gpioGroup: true})
+	for _, f := range []string{"etc/os-release", "usr/lib/os-release"} {
+		if err := os.Remove(filepath.Join(noOS, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -514,6 +533,9 @@ func TestInstallImageRefuses(t *testing.T) {
 		{"relative data_dir", arm, []string{"-c", relCfg}, "must be an absolute path"},
 		{"compressed image", arm, []string{"-c", cfg, "raspios.img.xz"}, "decompress it first"},
 		{"no config", arm, nil, "no config given"},
+		{"a link out of the image", escape, []string{"-c", cfg}, "/etc/edge-agent leads out of the image through the link /etc/edge-agent -> ../../outside: make that link point inside the image"},
+		{"a loop of links", loop, []string{"-c", cfg}, "/etc/edge-agent: too many levels of symbolic links in the image"},
+		{"no os-release", noOS, []string{"-c", cfg}, "no /etc/os-release or /usr/lib/os-release"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := listing(t, tc.root)
@@ -532,5 +554,109 @@ func TestInstallImageRefuses(t *testing.T) {
 				t.Errorf("changed the root although it refused:\n%s", strings.Join(d, "\n"))
 			}
 		})
+	}
+	if _, err := os.Lstat(filepath.Join(filepath.Dir(escape), "outside")); err == nil {
+		t.Error("the link out of the image was followed on this machine")
+	}
+}
+
+// imageIDs is the uid and gid of user name in a root's etc/passwd.
+func imageIDs(t *testing.T, root, name string) (uid, gid int) {
+	t.Helper()
+	for _, line := range strings.Split(readText(t, filepath.Join(root, "etc/passwd")), "\n") {
+		if f := strings.Split(line, ":"); len(f) == 7 && f[0] == name {
+			uid, _ = strconv.Atoi(f[2])
+			gid, _ = strconv.Atoi(f[3])
+			return uid, gid
+		}
+	}
+	t.Fatalf("no user %s in %s/etc/passwd", name, root)
+	return 0, 0
+}
+
+// checkMeta fails unless path (not followed) has mode and owner.
+func checkMeta(t *testing.T, path string, mode os.FileMode, uid, gid int) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode() != mode || int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("%s: %v %d:%d, want %v %d:%d", path, fi.Mode(), st.Uid, st.Gid, mode, uid, gid)
+	}
+}
+
+// The image's own links are followed inside the image, as the gateway will
+// follow them, never on this machine: /etc/edge-agent an absolute link to a
+// directory that also exists here, and data_dir under /var/run, which is an
+// absolute link to /run on Pi OS. This machine's directory and /run stay as
+// they were; the image gets the config and the data directory where its
+// links lead.
+func TestInstallImageLinksInsideImage(t *testing.T) {
+	needRoot(t)
+	need(t, "passwd", "useradd", "groupadd", "usermod")
+	need(t, "util-linux", "unshare", "chroot")
+	root := t.TempDir()
+	makeRoot(t, root, rootSpec{arch: "arm64", osName: "Debian GNU/Linux 12 (bookworm)"})
+	host := t.TempDir() // this machine's, by its absolute path
+	writeFile(t, filepath.Join(host, "keep"), "this machine's file\n", 0o644)
+	hostBefore := listing(t, host)
+	if err := os.Symlink(host, filepath.Join(root, "etc/edge-agent")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/run", filepath.Join(root, "var/run")); err != nil {
+		t.Fatal(err)
+	}
+	const dataDir = "/var/run/edge-agent-linktest"
+	const hostData = "/run/edge-agent-linktest" // where it must not appear
+	if _, err := os.Lstat(hostData); err == nil {
+		t.Fatalf("%s exists on this machine before the run (left by an old run? remove it)", hostData)
+	}
+	t.Cleanup(func() { os.RemoveAll(hostData) })
+	cfg, pass, ca := operatorFiles(t, dataDir)
+
+	out, err := installImage(t, "-c", cfg, "-f", pass, "-f", ca, root)
+	t.Logf("first run:\n%s", out)
+	if err != nil {
+		t.Errorf("install-image.sh: %v", err) // and what it did to this machine:
+	}
+	if d := diffListings(hostBefore, listing(t, host)); len(d) > 0 {
+		t.Errorf("this machine's %s changed:\n%s", host, strings.Join(d, "\n"))
+	}
+	if _, err := os.Lstat(hostData); err == nil {
+		t.Errorf("data_dir %s was created on this machine as %s", dataDir, hostData)
+	}
+
+	uid, gid := imageIDs(t, root, "edge-agent")
+	inImage := filepath.Join(root, host) // where /etc/edge-agent leads in the image
+	checkMeta(t, inImage, fs.ModeDir|0o750, 0, gid)
+	for _, f := range []string{cfg, pass, ca} {
+		p := filepath.Join(inImage, filepath.Base(f))
+		checkMeta(t, p, 0o600, uid, gid)
+		if _, err := os.Stat(p); err == nil && fileSHA256(t, p) != fileSHA256(t, f) {
+			t.Errorf("%s differs from %s", p, f)
+		}
+	}
+	checkMeta(t, filepath.Join(root, "run/edge-agent-linktest"), fs.ModeDir|0o750, uid, gid)
+	for link, want := range map[string]string{"etc/edge-agent": host, "var/run": "/run"} {
+		if l, err := os.Readlink(filepath.Join(root, link)); err != nil || l != want {
+			t.Errorf("the image's %s -> %q (%v), want it kept -> %s", link, l, err, want)
+		}
+	}
+	if d := readText(t, filepath.Join(root, "etc/systemd/system/edge-agent.service.d/data-dir.conf")); !strings.Contains(d, "\nReadWritePaths="+dataDir+"\n") {
+		t.Errorf("drop-in for data_dir %s:\n%s", dataDir, d)
+	}
+	if !strings.Contains(out, "config check: /etc/edge-agent/config.toml: ok") {
+		t.Error("the config was not checked in the image through its links")
+	}
+
+	out, err = installImage(t, "-c", cfg, "-f", pass, "-f", ca, root)
+	if err != nil || !strings.Contains(out, "nothing to change") {
+		t.Errorf("second run: %v\n%s", err, out)
 	}
 }

@@ -13,6 +13,10 @@
 # without booting or running anything of the image. What is already right is
 # left alone, so a second run changes nothing. README, "Deploying".
 #
+# Every path is resolved inside the image as the gateway will see it, like a
+# chroot: an absolute symlink in the image (/var/run -> /run) points into
+# the image, never at this machine, and a link leading out of it is refused.
+#
 # The architecture is the image's userland's, read from the ELF header of its
 # /bin/sh (EI_CLASS and e_machine): 32-bit ARM gets armv6 (the card may go into
 # any Pi; --arm armv7 for Pi 2 and later), aarch64 arm64, x86-64 amd64. The
@@ -136,35 +140,74 @@ else
 	root=$mnt
 fi
 
-if [ ! -f "$root/etc/passwd" ] || [ ! -f "$root/etc/group" ]; then
-	die "$target: no etc/passwd and etc/group: not a root file system"
-fi
-os_name=$(sed -n 's/^PRETTY_NAME=//p' "$root/etc/os-release" "$root/usr/lib/os-release" 2>/dev/null | head -n 1 | tr -d '"')
-
-# in_root PATH prints where PATH is inside $root, every symlink followed as
-# the image itself would (an absolute link points into the image, not here).
+# in_root PATH prints where PATH is on this machine: inside $root, every
+# symlink followed as the gateway itself will (an absolute link points into
+# the image, as under chroot, never at this machine's files). A path that
+# leads out of the image (a ".." above its /) or round a loop of links
+# prints why instead and fails.
 in_root() {
-	local rest=${1#/} cur="" comp link hops=0
+	local rest=${1#/} cur="" comp link hops=0 via=""
 	while [ -n "$rest" ]; do
 		comp=${rest%%/*}
 		if [ "$comp" = "$rest" ]; then rest=""; else rest=${rest#*/}; fi
 		case $comp in
 		'' | .) continue ;;
-		..) cur=${cur%/*}; continue ;;
+		..)
+			if [ -z "$cur" ] && [ -n "$via" ]; then
+				echo "$1 leads out of the image through the link $via: make that link point inside the image (an absolute target is taken inside it, as at boot) or remove it, and run again"
+				return 1
+			elif [ -z "$cur" ]; then
+				echo "$1 leads out of the image (.. above its /): use a path inside it"
+				return 1
+			fi
+			cur=${cur%/*}
+			continue
+			;;
 		esac
 		if [ -L "$root$cur/$comp" ]; then
 			hops=$((hops + 1))
-			[ $hops -le 40 ] || return 1
 			link=$(readlink "$root$cur/$comp")
+			via="$cur/$comp -> $link"
+			if [ $hops -gt 40 ]; then
+				echo "$1: too many levels of symbolic links in the image (a loop? the last: $via): fix the links and run again"
+				return 1
+			fi
 			case $link in /*) cur="" ;; esac
-			link=${link#/}
-			rest="$link${rest:+/$rest}"
+			rest="${link#/}${rest:+/$rest}"
 		else
 			cur="$cur/$comp"
 		fi
 	done
 	printf '%s\n' "$root$cur"
 }
+
+# at PATH sets p to PATH inside the image (in_root), or dies saying why.
+at() {
+	p=$(in_root "$1") || die "$target: $p"
+}
+
+# parent_at PATH sets p to PATH's directory inside the image, followed, and
+# PATH's own last component: for files replaced whole, link or not.
+parent_at() {
+	at "${1%/*}"
+	p=$p/${1##*/}
+}
+
+for f in /etc/passwd /etc/group; do
+	at "$f"
+	[ -f "$p" ] || die "$target: no $f: not a root file system"
+done
+# systemd will not boot a root without an os-release (nor switch to one).
+os_release=""
+for f in /etc/os-release /usr/lib/os-release; do
+	at "$f"
+	if [ -f "$p" ]; then
+		os_release=$p
+		break
+	fi
+done
+[ -n "$os_release" ] || die "$target: no /etc/os-release or /usr/lib/os-release: not a Linux root file system, or a damaged one (systemd will not boot it): use a Raspberry Pi OS image as it was released"
+os_name=$(sed -n 's/^PRETTY_NAME=//p' "$os_release" | head -n 1 | tr -d '"')
 
 # elf_arch FILE prints arm, arm64 or amd64 from FILE's ELF header, or what
 # it is instead and fails.
@@ -185,10 +228,9 @@ elf_arch() {
 	esac
 }
 
-if ! sh_path=$(in_root /bin/sh) || [ ! -f "$sh_path" ]; then
-	die "$target: no /bin/sh to tell the architecture by"
-fi
-userland=$(elf_arch "$sh_path") || die "$target: /bin/sh is $userland"
+at /bin/sh
+[ -f "$p" ] || die "$target: no /bin/sh to tell the architecture by"
+userland=$(elf_arch "$p") || die "$target: /bin/sh is $userland"
 arch=$userland
 [ "$arch" != arm ] || arch=$arm
 
@@ -203,6 +245,20 @@ else
 		[ "$want" = "$(sha256sum "$binary" | cut -d' ' -f1)" ] || die "$binary does not match $dist/SHA256SUMS"
 	fi
 fi
+
+# Every path written below, resolved now: a link leading out of the image
+# stops the run before anything has changed.
+dropin=/etc/systemd/system/edge-agent.service.d/data-dir.conf
+for f in /usr/local/bin/edge-agent /etc/edge-agent/config.toml \
+	/etc/systemd/system/edge-agent.service /etc/systemd/system/multi-user.target.wants/edge-agent.service \
+	"$dropin" /etc/udev/rules.d/60-edge-agent-gpio.rules; do
+	parent_at "$f"
+done
+for f in "${files[@]}"; do
+	parent_at "/etc/edge-agent/${f##*/}"
+done
+at "$data_dir"
+
 echo "$target: ${os_name:-unknown OS}, $userland userland: installing edge-agent-linux-$arch"
 
 # --- installing, changing only what differs -----------------------------------
@@ -214,42 +270,67 @@ changed() {
 }
 
 # uid NAME / gid NAME: the image's numeric ids (the host's may differ).
-uid() { awk -F: -v n="$1" '$1 == n { print $3; exit }' "$root/etc/passwd"; }
-gid() { awk -F: -v n="$1" '$1 == n { print $3; exit }' "$root/etc/group"; }
+uid() {
+	local p
+	at /etc/passwd
+	awk -F: -v n="$1" '$1 == n { print $3; exit }' "$p"
+}
+gid() {
+	local p
+	at /etc/group
+	awk -F: -v n="$1" '$1 == n { print $3; exit }' "$p"
+}
 
-# meta PATH MODE UID GID sets mode and owner where they differ.
-meta() {
-	local p=$root$1
-	if [ "$(stat -c '%a %u %g' "$p")" != "$2 $3 $4" ]; then
-		chown -h "$3:$4" "$p"
-		chmod "$2" "$p"
-		changed "set $1 to mode $2, owner $3:$4"
+# where PATH P: PATH, and where a link in the image took it when P is not
+# simply $root/PATH.
+where() {
+	if [ "$2" = "$root$1" ]; then
+		printf '%s' "$1"
+	else
+		printf '%s (in the image: %s)' "$1" "${2#"$root"}"
 	fi
 }
 
-# dir PATH MODE UID GID
-dir() {
-	if [ ! -d "$root$1" ]; then
-		mkdir -p "$root$1"
-		chown "$3:$4" "$root$1"
-		chmod "$2" "$root$1"
-		changed "created $1/ (mode $2, owner $3:$4)"
+# meta P PATH MODE UID GID sets mode and owner of P (PATH in the image)
+# where they differ.
+meta() {
+	if [ "$(stat -c '%a %u %g' "$1")" != "$3 $4 $5" ]; then
+		chown -h "$4:$5" "$1"
+		chmod "$3" "$1"
+		changed "set $(where "$2" "$1") to mode $3, owner $4:$5"
 	fi
-	meta "$@"
+}
+
+# dir PATH MODE UID GID: PATH, its links followed inside the image, a
+# directory.
+dir() {
+	local p
+	at "$1"
+	if [ ! -d "$p" ]; then
+		# Every component of $p that exists is a directory, not a link
+		# (in_root followed them): mkdir makes the rest.
+		mkdir -p "$p"
+		chown "$3:$4" "$p"
+		chmod "$2" "$p"
+		changed "created $(where "$1/" "$p/") (mode $2, owner $3:$4)"
+	fi
+	meta "$p" "$@"
 }
 
 # put SRC PATH MODE UID GID copies SRC unless PATH already holds its bytes;
-# a new file appears whole (rename), never half-written.
+# a new file appears whole (rename), never half-written. A link at PATH is
+# replaced, not followed.
 put() {
-	local src=$1 p=$root$2
+	local src=$1 p
+	parent_at "$2"
 	if [ -L "$p" ] || [ ! -f "$p" ] || ! cmp -s "$src" "$p"; then
 		cp "$src" "$p.install-tmp"
 		chown "$4:$5" "$p.install-tmp"
 		chmod "$3" "$p.install-tmp"
 		mv -f "$p.install-tmp" "$p"
-		changed "installed $2 (mode $3, owner $4:$5)"
+		changed "installed $(where "$2" "$p") (mode $3, owner $4:$5)"
 	fi
-	meta "$2" "$3" "$4" "$5"
+	meta "$p" "$2" "$3" "$4" "$5"
 }
 
 # text PATH MODE CONTENT writes a root-owned file from a string.
@@ -263,9 +344,11 @@ text() {
 
 # link TARGET PATH makes PATH a symlink to TARGET.
 link() {
-	if [ "$(readlink "$root$2" 2>/dev/null || true)" != "$1" ]; then
-		ln -sfn "$1" "$root$2"
-		changed "linked $2 -> $1"
+	local p
+	parent_at "$2"
+	if [ "$(readlink "$p" 2>/dev/null || true)" != "$1" ]; then
+		ln -sfn "$1" "$p"
+		changed "linked $(where "$2" "$p") -> $1"
 	fi
 }
 
@@ -281,7 +364,8 @@ if [ -z "$(uid edge-agent)" ]; then
 		--comment "edge-agent daemon" --groups gpio edge-agent 2>/dev/null
 	changed "created user edge-agent (uid $(uid edge-agent)) in groups edge-agent, gpio"
 fi
-if ! awk -F: '$1 == "gpio" { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == "edge-agent") found = 1 } END { exit !found }' "$root/etc/group"; then
+at /etc/group
+if ! awk -F: '$1 == "gpio" { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == "edge-agent") found = 1 } END { exit !found }' "$p"; then
 	usermod --root "$root" --append --groups gpio edge-agent
 	changed "added user edge-agent to group gpio"
 fi
@@ -300,15 +384,17 @@ dir /etc/systemd/system/multi-user.target.wants 755 0 0
 put "$here/edge-agent.service" /etc/systemd/system/edge-agent.service 644 0 0
 # What `systemctl enable` does for WantedBy=multi-user.target.
 link /etc/systemd/system/edge-agent.service /etc/systemd/system/multi-user.target.wants/edge-agent.service
-dropin=/etc/systemd/system/edge-agent.service.d/data-dir.conf
 if [ "$data_dir" != /var/lib/edge-agent ]; then
 	dir /etc/systemd/system/edge-agent.service.d 755 0 0
 	text "$dropin" 644 "# Written by install-image.sh: the config's data_dir.
 [Service]
 ReadWritePaths=$data_dir"
-elif [ -e "$root$dropin" ]; then
-	rm -f "$root$dropin"
-	changed "removed $dropin (data_dir is the default again)"
+else
+	parent_at "$dropin"
+	if [ -e "$p" ] || [ -L "$p" ]; then
+		rm -f "$p"
+		changed "removed $dropin (data_dir is the default again)"
+	fi
 fi
 
 dir /etc/udev/rules.d 755 0 0
@@ -329,11 +415,14 @@ armv6l) host_arch=armv6 ;;
 esac
 checker="$dist/edge-agent-linux-$host_arch"
 if [ -x "$checker" ] && command -v unshare >/dev/null && command -v chroot >/dev/null; then
+	# The mount point as resolved inside the image: mount(8) would follow
+	# an absolute link in the image on this machine.
+	at /usr/local/bin/edge-agent
 	# shellcheck disable=SC2016 # expanded by the inner sh
 	if ! out=$(unshare --mount --propagation private sh -c '
-		mount --bind "$1" "$2/usr/local/bin/edge-agent" &&
+		mount --bind "$1" "$4" &&
 		exec chroot --userspec="$3" "$2" /usr/local/bin/edge-agent config check -config /etc/edge-agent/config.toml
-	' sh "$checker" "$root" "$u:$g" 2>&1); then
+	' sh "$checker" "$root" "$u:$g" "$p" 2>&1); then
 		printf '%s\n' "$out" | sed 's/^/  /' >&2
 		die "installed, but the config fails 'edge-agent config check' as the agent will see it (above): fix it and run again"
 	fi
