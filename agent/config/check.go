@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edge-agent/edge-agent/hw"
+	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/hw/sim"
 )
 
@@ -304,9 +305,9 @@ func (l *loader) checkPins(c *Config) {
 			claim(k+".pin", r.Pin)
 		}
 		if l.keys.has(k + ".power_on") {
-			switch p := PowerOn(r.PowerOn); p {
-			case PowerOnOff, PowerOnOn, PowerOnRestore:
-				out.PowerOn = p
+			switch r.PowerOn {
+			case relay.PowerOnOff, relay.PowerOnOn, relay.PowerOnRestore:
+				out.PowerOn = r.PowerOn
 			default:
 				l.problem(k+".power_on", fmt.Sprintf("unknown state %q", r.PowerOn), `use "off", "on" or "restore"`)
 			}
@@ -335,7 +336,7 @@ func (l *loader) checkPins(c *Config) {
 		}
 		var on []int
 		for _, i := range idx {
-			if c.Relays[i].PowerOn == PowerOnOn {
+			if c.Relays[i].PowerOn == relay.PowerOnOn {
 				on = append(on, i)
 			}
 		}

@@ -100,20 +100,10 @@ type Relay struct {
 	Name      string
 	Pin       string
 	ActiveLow bool
-	PowerOn   PowerOn
+	PowerOn   string        // relay.PowerOnOff, relay.PowerOnOn or relay.PowerOnRestore
 	MaxOn     time.Duration // 0 = no limit
 	Interlock string        // "" = none; relays sharing a group are never on together
 }
-
-// PowerOn is a relay's state after boot or power loss.
-type PowerOn string
-
-// PowerOn values.
-const (
-	PowerOnOff     PowerOn = "off"
-	PowerOnOn      PowerOn = "on"
-	PowerOnRestore PowerOn = "restore" // the state it had before
-)
 
 // Store is the [store] section: how much the message store keeps.
 type Store struct {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edge-agent/edge-agent/hw/relay"
 )
 
 func TestDefaults(t *testing.T) {
@@ -27,7 +29,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Bootstrap: Bootstrap{RefreshInterval: 12 * time.Hour},
 		HW:        HW{Backend: "periph"},
-		Relays:    []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: PowerOnOff, MaxOn: 0}},
+		Relays:    []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff, MaxOn: 0}},
 		Store:     Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -94,8 +96,8 @@ func TestValues(t *testing.T) {
 		t.Errorf("leds = %+v, want %+v", got.LEDs, want)
 	}
 	wantRelays := []Relay{
-		{Name: "up", Pin: "gpiochip0:5", ActiveLow: true, PowerOn: PowerOnRestore, MaxOn: 90 * time.Second, Interlock: "motor"},
-		{Name: "down", Pin: "GPIO6", PowerOn: PowerOnOn, Interlock: "motor"},
+		{Name: "up", Pin: "gpiochip0:5", ActiveLow: true, PowerOn: relay.PowerOnRestore, MaxOn: 90 * time.Second, Interlock: "motor"},
+		{Name: "down", Pin: "GPIO6", PowerOn: relay.PowerOnOn, Interlock: "motor"},
 	}
 	if !reflect.DeepEqual(got.Relays, wantRelays) {
 		t.Errorf("relays = %+v\nwant     %+v", got.Relays, wantRelays)
@@ -153,7 +155,7 @@ func TestOtherTOMLForms(t *testing.T) {
 	if c.MQTT.Broker.Host != "b" || c.MQTT.ReplyTopic != "" || c.HW.Backend != "sim" {
 		t.Errorf("got %+v", c)
 	}
-	if len(c.Relays) != 1 || c.Relays[0].MaxOn != 5*time.Second || c.Relays[0].PowerOn != PowerOnOff {
+	if len(c.Relays) != 1 || c.Relays[0].MaxOn != 5*time.Second || c.Relays[0].PowerOn != relay.PowerOnOff {
 		t.Errorf("relays = %+v", c.Relays)
 	}
 	errs := parseErrs(t, lines(`device_id = "gw"`, `mqtt.broker = "tls://b"`, `relay = [ { name = "a", pin = "GPIO1" },`, `  { name = "b", pin = "GPIO1" } ]`))

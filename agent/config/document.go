@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/hw/relay"
 )
 
 // document is the file's shape, key for key. Its toml tags are the whole
@@ -98,7 +100,7 @@ const (
 	DefaultRetainRecords  = 100000
 	DefaultRetainBytes    = "64MiB"
 	DefaultMaxDBSize      = "256MiB"
-	DefaultPowerOn        = PowerOnOff
+	DefaultPowerOn        = relay.PowerOnOff
 	DefaultMaxOn          = "0s"
 )
 

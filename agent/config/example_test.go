@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edge-agent/edge-agent/hw/relay"
 )
 
 const examplePath = "../../scripts/edge-agent.example.toml"
@@ -77,7 +79,7 @@ func TestExampleParses(t *testing.T) {
 	}
 
 	withRelay := mustParse(t, uncommentRelay(filled))
-	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: PowerOnOff}}
+	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff}}
 	if !reflect.DeepEqual(withRelay.Relays, wantRelays) {
 		t.Errorf("relay block: got %+v, want %+v", withRelay.Relays, wantRelays)
 	}
