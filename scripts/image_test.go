@@ -313,8 +313,10 @@ func checkInstalled(t *testing.T, root, arch, dataDir string, files ...string) {
 		{strings.TrimPrefix(dataDir, "/"), fs.ModeDir | 0o750, uid, gid, ""},
 		{"etc/udev/rules.d/60-edge-agent-gpio.rules", 0o644, 0, 0, ""},
 	}
+	// The config and its secrets: the agent reads them (group), only root
+	// may rewrite them.
 	for _, f := range files {
-		wants = append(wants, want{"etc/edge-agent/" + filepath.Base(f), 0o600, uid, gid, f})
+		wants = append(wants, want{"etc/edge-agent/" + filepath.Base(f), 0o640, 0, gid, f})
 	}
 	for _, w := range wants {
 		p := filepath.Join(root, w.path)
@@ -637,7 +639,7 @@ func TestInstallImageLinksInsideImage(t *testing.T) {
 	checkMeta(t, inImage, fs.ModeDir|0o750, 0, gid)
 	for _, f := range []string{cfg, pass, ca} {
 		p := filepath.Join(inImage, filepath.Base(f))
-		checkMeta(t, p, 0o600, uid, gid)
+		checkMeta(t, p, 0o640, 0, gid)
 		if _, err := os.Stat(p); err == nil && fileSHA256(t, p) != fileSHA256(t, f) {
 			t.Errorf("%s differs from %s", p, f)
 		}

@@ -5,8 +5,8 @@
 # It installs, in the image's root file system:
 #   /usr/local/bin/edge-agent                 the build for the image's architecture, 0755
 #   /etc/systemd/system/edge-agent.service    the unit, enabled (multi-user.target.wants)
-#   /etc/edge-agent/config.toml               the operator's config, 0600 edge-agent
-#   /etc/edge-agent/FILE                      each --file (password file, CA, key), 0600 edge-agent
+#   /etc/edge-agent/config.toml               the operator's config, 0640 root:edge-agent
+#   /etc/edge-agent/FILE                      each --file (password file, CA, key), 0640 root:edge-agent
 #   /etc/udev/rules.d/60-edge-agent-gpio.rules  /dev/gpiochip* to group gpio, 0660
 #   user and group edge-agent (system ids, no login, in group gpio), group gpio if missing
 #   data_dir (default /var/lib/edge-agent), 0750 edge-agent
@@ -373,10 +373,12 @@ u=$(uid edge-agent) g=$(gid edge-agent)
 
 dir /usr/local/bin 755 0 0
 put "$binary" /usr/local/bin/edge-agent 755 0 0
+# The config and its secrets: root's, readable by the agent's group, so the
+# agent reads them but cannot rewrite them.
 dir /etc/edge-agent 750 0 "$g"
-put "$config" /etc/edge-agent/config.toml 600 "$u" "$g"
+put "$config" /etc/edge-agent/config.toml 640 0 "$g"
 for f in "${files[@]}"; do
-	put "$f" "/etc/edge-agent/${f##*/}" 600 "$u" "$g"
+	put "$f" "/etc/edge-agent/${f##*/}" 640 0 "$g"
 done
 dir "$data_dir" 750 "$u" "$g"
 
