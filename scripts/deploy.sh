@@ -25,8 +25,12 @@ usage: $prog [options] HOST...
 HOST is anything ssh takes: gw-17, pi@10.0.0.17, an alias from ~/.ssh/config.
 
   -b, --binary FILE    deploy FILE to every host (default: from --dist, by the
-                       architecture of the edge-agent each host runs now)
-  -d, --dist DIR       output of 'make dist' with SHA256SUMS (default: $here/../dist)
+                       architecture of the edge-agent each host runs now; not
+                       checked against SHA256SUMS: you name the file)
+  -d, --dist DIR       output of 'make dist' with SHA256SUMS (default: $here/../dist);
+                       its binaries are checked against SHA256SUMS, a missing one
+                       is an error
+      --no-verify      deploy from --dist without SHA256SUMS (unchecked)
       --arm VARIANT    32-bit ARM build: armv6 (every Pi) or armv7 (Pi 2 and later
                        only; dies with SIGILL on a Pi Zero or Pi 1); default: the
                        one the host runs now
@@ -54,7 +58,7 @@ die_usage() {
 	exit 2
 }
 
-binary="" dist="$here/../dist" arm="" sudo="" verbose="" keep_going=""
+binary="" dist="$here/../dist" arm="" sudo="" verbose="" keep_going="" verify=1
 remote_bin=/usr/local/bin/edge-agent remote_cfg=/etc/edge-agent/config.toml
 restart="systemctl restart edge-agent" timeout=60 settle=5
 ssh_opts=() hosts=()
@@ -72,6 +76,7 @@ while [ $# -gt 0 ]; do
 	--restart) need_arg "$@"; restart=$2; shift 2 ;;
 	--timeout) need_arg "$@"; timeout=$2; shift 2 ;;
 	--settle) need_arg "$@"; settle=$2; shift 2 ;;
+	--no-verify) verify=""; shift ;;
 	--keep-going) keep_going=1; shift ;;
 	-v | --verbose) verbose=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -107,11 +112,19 @@ binary_for() {
 		echo "no $f (run make dist, or pass -b FILE)"
 		return 1
 	fi
-	if [ -f "$dist/SHA256SUMS" ]; then
+	if [ -n "$verify" ]; then
+		if [ ! -f "$dist/SHA256SUMS" ]; then
+			echo "no $dist/SHA256SUMS to check $f against: run make dist (it writes dist/SHA256SUMS beside the binaries), copy the release's SHA256SUMS there, or pass --no-verify to deploy it unchecked"
+			return 1
+		fi
 		local want
 		want=$(awk -v n="edge-agent-linux-$1" '$2 == n || $2 == "*" n { print $1 }' "$dist/SHA256SUMS")
+		if [ -z "$want" ]; then
+			echo "$dist/SHA256SUMS has no line for edge-agent-linux-$1: run make dist again (or pass --no-verify)"
+			return 1
+		fi
 		if [ "$want" != "$(sha256 "$f")" ]; then
-			echo "$f does not match $dist/SHA256SUMS"
+			echo "$f does not match $dist/SHA256SUMS: a damaged or mixed-up dist; run make dist again"
 			return 1
 		fi
 	fi

@@ -488,6 +488,34 @@ func TestDeploy(t *testing.T) {
 		}
 	})
 
+	// A dist without SHA256SUMS (or with one that does not match) is refused
+	// before anything is copied; --no-verify goes on without it, on purpose.
+	t.Run("dist checked against SHA256SUMS", func(t *testing.T) {
+		noSums := t.TempDir()
+		copyFile(t, r.new, filepath.Join(noSums, "edge-agent-linux-amd64"), 0o755)
+		out, _, code := r.deploy("-d", noSums, gw1.alias)
+		if want := "gw1: failed: no " + filepath.Join(noSums, "SHA256SUMS") + " to check "; code != 1 || !strings.HasPrefix(out, want) ||
+			!strings.Contains(out, "run make dist (it writes dist/SHA256SUMS") || !strings.Contains(out, "--no-verify") || !strings.HasSuffix(out, "(nothing changed)\n") {
+			t.Errorf("no SHA256SUMS: exit %d, %q; want 1 and %q…", code, out, want)
+		}
+		r.checkRunning(gw1, r.old, "v-old")
+
+		writeFile(t, filepath.Join(noSums, "SHA256SUMS"), fileSHA256(t, r.old)+"  edge-agent-linux-amd64\n", 0o644)
+		out, _, code = r.deploy("-d", noSums, gw1.alias)
+		if code != 1 || !strings.Contains(out, "does not match") {
+			t.Errorf("a SHA256SUMS of another build: exit %d, %q", code, out)
+		}
+		r.checkRunning(gw1, r.old, "v-old")
+
+		// What the host runs already, unchecked: nothing to do.
+		oldDist := t.TempDir()
+		copyFile(t, r.old, filepath.Join(oldDist, "edge-agent-linux-amd64"), 0o755)
+		out, _, code = r.deploy("-d", oldDist, "--no-verify", gw1.alias)
+		if code != 0 || !strings.HasPrefix(out, "gw1: ok: already runs this binary") {
+			t.Errorf("--no-verify: exit %d, %q", code, out)
+		}
+	})
+
 	t.Run("good binary to two hosts", func(t *testing.T) {
 		out, _, code := r.deploy("-d", distNew, "-o", "ServerAliveInterval=5", "--timeout", "30", gw1.alias, gw2.alias)
 		l := lines(out)

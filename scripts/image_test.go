@@ -523,6 +523,7 @@ func TestInstallImageRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	noSums := distWithoutSums(t)
 
 	for _, tc := range []struct {
 		name string
@@ -538,6 +539,7 @@ func TestInstallImageRefuses(t *testing.T) {
 		{"a link out of the image", escape, []string{"-c", cfg}, "/etc/edge-agent leads out of the image through the link /etc/edge-agent -> ../../outside: make that link point inside the image"},
 		{"a loop of links", loop, []string{"-c", cfg}, "/etc/edge-agent: too many levels of symbolic links in the image"},
 		{"no os-release", noOS, []string{"-c", cfg}, "no /etc/os-release or /usr/lib/os-release"},
+		{"no SHA256SUMS", arm, []string{"-c", cfg, "-d", noSums}, "no " + noSums + "/SHA256SUMS to check the build against: run make dist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := listing(t, tc.root)
@@ -560,6 +562,31 @@ func TestInstallImageRefuses(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(filepath.Dir(escape), "outside")); err == nil {
 		t.Error("the link out of the image was followed on this machine")
 	}
+}
+
+// distWithoutSums is a copy of the dist binaries without SHA256SUMS.
+func distWithoutSums(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	for _, a := range distArches {
+		copyFile(t, filepath.Join(dist(t), "edge-agent-linux-"+a), filepath.Join(d, "edge-agent-linux-"+a), 0o755)
+	}
+	return d
+}
+
+// A dist without SHA256SUMS is refused (above); --no-verify installs it,
+// unchecked, on purpose.
+func TestInstallImageNoVerify(t *testing.T) {
+	needRoot(t)
+	need(t, "passwd", "useradd", "groupadd", "usermod")
+	root := t.TempDir()
+	makeRoot(t, root, rootSpec{arch: "arm64", osName: "Debian GNU/Linux 12 (bookworm)"})
+	cfg, pass, ca := operatorFiles(t, "")
+	out, err := installImage(t, "-d", distWithoutSums(t), "--no-verify", "-c", cfg, "-f", pass, "-f", ca, root)
+	if err != nil {
+		t.Fatalf("install-image.sh --no-verify: %v\n%s", err, out)
+	}
+	checkInstalled(t, root, "arm64", "/var/lib/edge-agent", cfg, pass, ca)
 }
 
 // imageIDs is the uid and gid of user name in a root's etc/passwd.

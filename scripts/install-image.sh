@@ -37,8 +37,11 @@ a mounted root file system (a directory). Run as root.
   -c, --config FILE   the operator's config.toml (required)
   -f, --file FILE     a file the config names (password file, CA, client key),
                       installed as /etc/edge-agent/NAME; repeatable
-  -d, --dist DIR      output of 'make dist' with SHA256SUMS (default: $here/../dist)
-  -b, --binary FILE   install FILE instead of the dist build (same architecture)
+  -d, --dist DIR      output of 'make dist' with SHA256SUMS (default: $here/../dist);
+                      the build is checked against SHA256SUMS, a missing one is an error
+      --no-verify     install the dist build without SHA256SUMS (not checked)
+  -b, --binary FILE   install FILE instead of the dist build (same architecture;
+                      not checked: you name the file)
       --arm VARIANT   32-bit ARM build: armv6 (default; every Pi) or armv7 (Pi 2+)
   -h, --help
 EOF
@@ -54,7 +57,7 @@ die_usage() {
 	exit 2
 }
 
-config="" dist="$here/../dist" binary="" arm=armv6 target="" files=()
+config="" dist="$here/../dist" binary="" arm=armv6 target="" files=() verify=1
 need_arg() { [ $# -ge 2 ] || die_usage "$1 needs a value"; }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
 	-d | --dist) need_arg "$@"; dist=$2; shift 2 ;;
 	-b | --binary) need_arg "$@"; binary=$2; shift 2 ;;
 	--arm) need_arg "$@"; arm=$2; shift 2 ;;
+	--no-verify) verify=""; shift ;;
 	-h | --help) usage; exit 0 ;;
 	-*) die_usage "unknown option $1" ;;
 	*)
@@ -81,6 +85,9 @@ for f in "${files[@]}"; do
 	case ${f##*/} in config.toml) die "$f: the config goes with -c" ;; esac
 done
 [ -z "$binary" ] || [ -f "$binary" ] || die "no such binary: $binary"
+if [ -z "$binary" ] && [ -n "$verify" ] && [ ! -f "$dist/SHA256SUMS" ]; then
+	die "no $dist/SHA256SUMS to check the build against: run make dist (it writes dist/SHA256SUMS beside the binaries), copy the release's SHA256SUMS there, or pass --no-verify to install the build unchecked"
+fi
 [ "$(id -u)" = 0 ] || die "run as root (it mounts the image and writes files owned by the image's users)"
 case $target in
 *.xz | *.gz | *.zip | *.zst) die "$target is compressed: decompress it first (xz -dk, unzip)" ;;
@@ -240,9 +247,10 @@ if [ -n "$binary" ]; then
 else
 	binary="$dist/edge-agent-linux-$arch"
 	[ -f "$binary" ] || die "no $binary: run make dist (or pass -b FILE)"
-	if [ -f "$dist/SHA256SUMS" ]; then
+	if [ -n "$verify" ]; then
 		want=$(awk -v n="edge-agent-linux-$arch" '$2 == n || $2 == "*" n { print $1 }' "$dist/SHA256SUMS")
-		[ "$want" = "$(sha256sum "$binary" | cut -d' ' -f1)" ] || die "$binary does not match $dist/SHA256SUMS"
+		[ -n "$want" ] || die "$dist/SHA256SUMS has no line for edge-agent-linux-$arch: run make dist again (or pass --no-verify)"
+		[ "$want" = "$(sha256sum "$binary" | cut -d' ' -f1)" ] || die "$binary does not match $dist/SHA256SUMS: a damaged or mixed-up dist; run make dist again"
 	fi
 fi
 
