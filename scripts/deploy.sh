@@ -10,6 +10,11 @@
 # not within --timeout, the target puts BIN.prev back and restarts by itself:
 # that step runs on the target, so a dropped ssh connection does not stop it.
 #
+# Nothing waits forever: every command run on the target (version, config
+# check, status) is killed after --check-timeout seconds and counts as a
+# failed check, ssh gives up on a dead connection (ConnectTimeout,
+# ServerAliveInterval), and each ssh call has an overall bound here.
+#
 # Prints one line per host on stdout: "HOST: ok …", "HOST: rolled back: …",
 # "HOST: failed: …" (nothing changed) or "HOST: skipped …". Exit 0 when every
 # host is ok, 1 otherwise, 2 on a usage error. README, "Deploying".
@@ -34,7 +39,9 @@ HOST is anything ssh takes: gw-17, pi@10.0.0.17, an alias from ~/.ssh/config.
       --arm VARIANT    32-bit ARM build: armv6 (every Pi) or armv7 (Pi 2 and later
                        only; dies with SIGILL on a Pi Zero or Pi 1); default: the
                        one the host runs now
-  -o OPTION            ssh/scp option, repeatable (-o Port=2222 -o ConnectTimeout=10)
+  -o OPTION            ssh/scp option, repeatable (-o Port=2222); ssh and scp run
+                       with -o ConnectTimeout=10 -o ServerAliveInterval=10
+                       -o ServerAliveCountMax=3 unless given here
   -i FILE, -F FILE, -J HOST
                        identity file, ssh config file, jump host (passed to ssh and scp)
       --sudo           run the steps on the target through 'sudo -n' (log in as pi,
@@ -45,6 +52,10 @@ HOST is anything ssh takes: gw-17, pi@10.0.0.17, an alias from ~/.ssh/config.
                        (default: systemctl restart edge-agent)
       --timeout SEC    for the new agent to be connected and healthy (default 60)
       --settle SEC     it must still be healthy this long after (default 5)
+      --check-timeout SEC
+                       each command on the target (version, config check,
+                       status) gets this long, then it is killed and the check
+                       fails (default 10)
       --keep-going     go on with the next host after a failure (default: stop,
                        the remaining hosts are skipped)
   -v, --verbose        the steps on each target, on stderr
@@ -60,7 +71,7 @@ die_usage() {
 
 binary="" dist="$here/../dist" arm="" sudo="" verbose="" keep_going="" verify=1
 remote_bin=/usr/local/bin/edge-agent remote_cfg=/etc/edge-agent/config.toml
-restart="systemctl restart edge-agent" timeout=60 settle=5
+restart="systemctl restart edge-agent" timeout=60 settle=5 check_timeout=10
 ssh_opts=() hosts=()
 
 need_arg() { [ $# -ge 2 ] || die_usage "$1 needs a value"; }
@@ -76,6 +87,7 @@ while [ $# -gt 0 ]; do
 	--restart) need_arg "$@"; restart=$2; shift 2 ;;
 	--timeout) need_arg "$@"; timeout=$2; shift 2 ;;
 	--settle) need_arg "$@"; settle=$2; shift 2 ;;
+	--check-timeout) need_arg "$@"; check_timeout=$2; shift 2 ;;
 	--no-verify) verify=""; shift ;;
 	--keep-going) keep_going=1; shift ;;
 	-v | --verbose) verbose=1; shift ;;
@@ -87,9 +99,10 @@ while [ $# -gt 0 ]; do
 done
 [ ${#hosts[@]} -gt 0 ] || die_usage "no HOST given"
 case $arm in "" | armv6 | armv7) ;; *) die_usage "--arm is armv6 or armv7, not $arm" ;; esac
-for n in "$timeout" "$settle"; do
-	case $n in '' | *[!0-9]*) die_usage "--timeout and --settle take whole seconds, not '$n'" ;; esac
+for n in "$timeout" "$settle" "$check_timeout"; do
+	case $n in '' | *[!0-9]*) die_usage "--timeout, --settle and --check-timeout take whole seconds, not '$n'" ;; esac
 done
+[ "$check_timeout" -gt 0 ] || die_usage "--check-timeout must be at least 1"
 if [ -n "$binary" ]; then
 	[ -f "$binary" ] || die_usage "no such binary: $binary"
 fi
@@ -134,11 +147,19 @@ binary_for() {
 # The probe, run on the target as the login user: what runs there now.
 # shellcheck disable=SC2016 # expanded by the remote shell
 probe_script='
-bin=$1
+bin=$1 check_timeout=$2
 echo "uname $(uname -m)"
 if [ -x "$bin" ]; then
 	echo "sha256 $(sha256sum "$bin" | cut -d" " -f1)"
-	echo "version $("$bin" version 2>&1 | head -n 1)"
+	# A version that does not answer in time is "hung" (timeout says 124).
+	rc=0
+	if command -v timeout >/dev/null 2>&1; then
+		v=$(timeout "$check_timeout" "$bin" version </dev/null 2>&1) || rc=$?
+	else
+		v=$("$bin" version </dev/null 2>&1) || rc=$?
+	fi
+	[ $rc != 124 ] || v=hung
+	echo "version $(printf "%s" "$v" | head -n 1)"
 	# A 32-bit build says GOARM in its build info.
 	echo "goarm7 $(grep -c "$(printf "build\tGOARM=7")" "$bin")"
 fi
@@ -151,12 +172,20 @@ apply_script='
 set -u
 # A dropped connection must not stop this half-way: it rolls back by itself.
 trap "" HUP PIPE
-bin=$1 cfg=$2 sum=$3 upload=$4 timeout=$5 settle=$6 restart=$7
+bin=$1 cfg=$2 sum=$3 upload=$4 timeout=$5 settle=$6 restart=$7 check_timeout=$8
 new=$bin.new prev=$bin.prev
 say() { printf "%s\n" "$*" >&2; }
 result() { printf "RESULT %s\n" "$*"; exit 0; }
 fail() { rm -f "$new" "$upload"; result "failed $* (nothing changed)"; }
 first() { printf "%s" "$1" | head -n 1; }
+# bounded SEC CMD...: CMD, killed with what it started after SEC seconds
+# (status 124), so no check waits forever (where the target has timeout(1),
+# as Pi OS has).
+if command -v timeout >/dev/null 2>&1; then
+	bounded() { timeout "$@"; }
+else
+	bounded() { shift; "$@"; }
+fi
 
 if [ "$upload" != "$new" ]; then
 	mv -f "$upload" "$new" || fail "cannot move the upload to $new"
@@ -168,21 +197,28 @@ got=$(sha256sum "$new" | cut -d" " -f1)
 [ "$got" = "$sum" ] || fail "SHA-256 of $new on the target is $got, want $sum"
 say "checksum ok"
 
-if ! out=$("$new" version </dev/null 2>&1); then
-	fail "the new binary does not run on this target: $(first "$out")"
-fi
+rc=0
+out=$(bounded "$check_timeout" "$new" version </dev/null 2>&1) || rc=$?
+[ $rc != 124 ] || fail "the new binary did not answer version within ${check_timeout}s"
+[ $rc = 0 ] || fail "the new binary does not run on this target: $(first "$out")"
 case $out in "edge-agent "*) ;; *) fail "the new binary does not look like edge-agent: $(first "$out")" ;; esac
 newv=$(printf "%s" "$out" | awk "NR == 1 { print \$2 }")
-if ! out=$("$new" config check -config "$cfg" </dev/null 2>&1); then
-	fail "the new binary rejects the live config $cfg: $(first "$out")"
-fi
-oldv=$("$bin" version </dev/null 2>/dev/null | awk "NR == 1 { print \$2 }")
+rc=0
+out=$(bounded "$check_timeout" "$new" config check -config "$cfg" </dev/null 2>&1) || rc=$?
+[ $rc != 124 ] || fail "the new binary did not finish config check within ${check_timeout}s"
+[ $rc = 0 ] || fail "the new binary rejects the live config $cfg: $(first "$out")"
+oldv=$(bounded "$check_timeout" "$bin" version </dev/null 2>/dev/null | awk "NR == 1 { print \$2 }")
 say "new $newv runs here and accepts $cfg; replacing ${oldv:-?}"
 
 # last: why the agent is not healthy yet, for the report.
 last=""
 healthy() { # healthy VERSION
-	if ! st=$("$bin" status -json -config "$cfg" </dev/null 2>&1); then
+	rc=0
+	st=$(bounded "$check_timeout" "$bin" status -json -config "$cfg" </dev/null 2>&1) || rc=$?
+	if [ $rc = 124 ]; then
+		last="status did not answer within ${check_timeout}s"
+		return 1
+	elif [ $rc != 0 ]; then
 		last="status: $(first "$st")"
 		return 1
 	fi
@@ -216,11 +252,7 @@ wait_healthy() {
 }
 
 do_restart() {
-	if command -v timeout >/dev/null 2>&1; then
-		timeout "$timeout" sh -c "$restart" </dev/null >&2 2>&1
-	else
-		sh -c "$restart" </dev/null >&2 2>&1
-	fi
+	bounded "$timeout" sh -c "$restart" </dev/null >&2 2>&1
 }
 
 # Keep the old binary (a hard link costs no space), then swap atomically.
@@ -247,21 +279,49 @@ fi
 result "rolledback $why; ${oldv:-?} put back but not healthy either: $last"
 '
 
-# remote HOST CMD... runs a command line on HOST (stdin closed: the loop's
-# stdin is not ssh's).
-remote() {
-	local host=$1
+# ssh and scp give up on a host that does not answer or a connection that
+# died; after the operator's -o, so theirs win (ssh takes an option's first
+# value).
+ssh_defaults=(-o ConnectTimeout=10 -o ServerAliveInterval=10 -o ServerAliveCountMax=3)
+
+# within SEC CMD... runs CMD here, stopped after SEC seconds (status 124):
+# what ssh runs on the target is bounded there, this bounds the rest.
+# --foreground leaves ^C to reach ssh.
+within() {
+	local sec=$1
 	shift
-	ssh -n -o BatchMode=yes "${ssh_opts[@]}" "$host" "$@"
+	if command -v timeout >/dev/null; then
+		timeout --foreground -k 10 "$sec" "$@"
+	else
+		"$@"
+	fi
 }
+
+# remote SEC HOST CMD... runs a command line on HOST, for at most SEC seconds
+# (stdin closed: the loop's stdin is not ssh's).
+remote() {
+	local sec=$1 host=$2
+	shift 2
+	within "$sec" ssh -n -o BatchMode=yes "${ssh_opts[@]}" "${ssh_defaults[@]}" "$host" "$@"
+}
+
+# The longest the probe and the transaction may take on a target: every
+# step there is bounded (checks by --check-timeout, each restart and each
+# wait by --timeout), plus time to connect and copy.
+probe_budget=$((check_timeout + 120))
+apply_budget=$((7 * check_timeout + 4 * timeout + 2 * settle + 120))
 
 # deploy_one HOST prints HOST's result line; returns 0 only when ok.
 deploy_one() {
 	local host=$1 log="$tmp/ssh.log" out rc=0
 	local started=$SECONDS
 
-	if ! out=$(remote "$host" "sh -c $(q "$probe_script") probe $(q "$remote_bin")" 2>"$log"); then
-		echo "$host: failed: ssh: $(tail -n 1 "$log") (nothing changed)"
+	if ! out=$(remote "$probe_budget" "$host" "sh -c $(q "$probe_script") probe $(q "$remote_bin") $(q "$check_timeout")" 2>"$log"); then
+		if [ -s "$log" ]; then
+			echo "$host: failed: ssh: $(tail -n 1 "$log") (nothing changed)"
+		else
+			echo "$host: failed: ssh: no answer within ${probe_budget}s (nothing changed)"
+		fi
 		return 1
 	fi
 	local mach cur_sha cur_ver arch arm32=$arm
@@ -274,6 +334,10 @@ deploy_one() {
 	cur_ver=$(sed -n 's/^version //p' <<<"$out")
 	if [ -z "$cur_ver" ]; then
 		echo "$host: failed: no edge-agent at $remote_bin (install it first: scripts/install-image.sh) (nothing changed)"
+		return 1
+	fi
+	if [ "$cur_ver" = hung ]; then
+		echo "$host: failed: '$remote_bin version' did not answer within ${check_timeout}s (nothing changed)"
 		return 1
 	fi
 	# The architecture of the agent it runs now ("… linux/arm64)"), so a
@@ -305,19 +369,19 @@ deploy_one() {
 	# the login user's home and moved beside it as root.
 	local upload="$remote_bin.new"
 	[ -z "$sudo" ] || upload=".edge-agent.upload"
-	if ! scp -q -o BatchMode=yes "${ssh_opts[@]}" "$bin" "$host:$upload" 2>"$log"; then
+	if ! scp -q -o BatchMode=yes "${ssh_opts[@]}" "${ssh_defaults[@]}" "$bin" "$host:$upload" 2>"$log"; then
 		echo "$host: failed: scp: $(sed 's/^scp: //' "$log" | tail -n 3 | paste -sd ';' - | sed 's/;/; /g') (nothing changed)"
 		return 1
 	fi
 
 	local cmd
-	cmd="sh -c $(q "$apply_script") apply $(q "$remote_bin") $(q "$remote_cfg") $(q "$sum") $(q "$upload") $(q "$timeout") $(q "$settle") $(q "$restart")"
+	cmd="sh -c $(q "$apply_script") apply $(q "$remote_bin") $(q "$remote_cfg") $(q "$sum") $(q "$upload") $(q "$timeout") $(q "$settle") $(q "$restart") $(q "$check_timeout")"
 	[ -z "$sudo" ] || cmd="sudo -n $cmd"
 	: >"$log"
 	if [ -n "$verbose" ]; then
-		out=$(remote "$host" "$cmd" 2> >(while IFS= read -r l; do printf '%s: %s\n' "$host" "$l"; done >&2)) || rc=$?
+		out=$(remote "$apply_budget" "$host" "$cmd" 2> >(while IFS= read -r l; do printf '%s: %s\n' "$host" "$l"; done >&2)) || rc=$?
 	else
-		out=$(remote "$host" "$cmd" 2>"$log") || rc=$?
+		out=$(remote "$apply_budget" "$host" "$cmd" 2>"$log") || rc=$?
 	fi
 	local res
 	res=$(sed -n 's/^RESULT //p' <<<"$out" | tail -n 1)
@@ -329,6 +393,7 @@ deploy_one() {
 	*)
 		local why
 		why=$(tail -n 1 "$log" 2>/dev/null || true)
+		[ "$rc" != 124 ] || why="no answer within ${apply_budget}s, ssh stopped"
 		echo "$host: failed: no result from the target (ssh exit $rc${why:+: $why}); if the new agent was unhealthy the target rolls back by itself" ;;
 	esac
 	return 1

@@ -2,6 +2,7 @@ package scripts
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -74,6 +75,15 @@ esac
 // copy of the live config whose broker is a port nobody listens on.
 const neverScript = `#!/bin/sh
 [ "$1" = run ] && exec "$HOME/never/edge-agent" run -config "$HOME/never/config.toml"
+exec "$HOME/never/edge-agent" "$@"
+`
+
+// hangScript is the new agent, except that `status -json`, deploy.sh's
+// health check, never answers, as when the daemon's control socket accepts
+// and its loop is stuck. Plain `status`, which the rig's svc/restart waits
+// for, still answers: the restart succeeds and the health check hangs.
+const hangScript = `#!/bin/sh
+[ "$1 $2" = "status -json" ] && exec sleep 3600
 exec "$HOME/never/edge-agent" "$@"
 `
 
@@ -385,16 +395,32 @@ func (r *deployRig) checkRunning(gw *gateway, binary, version string) {
 // deploy runs deploy.sh with the rig's ssh config and the gateways' layout.
 func (r *deployRig) deploy(args ...string) (stdout, stderr string, code int) {
 	r.t.Helper()
+	return r.deployWithin(3*time.Minute, args...)
+}
+
+// deployWithin is deploy, failing the test and killing deploy.sh (and its
+// ssh) if it has not finished within limit.
+func (r *deployRig) deployWithin(limit time.Duration, args ...string) (stdout, stderr string, code int) {
+	r.t.Helper()
 	base := []string{"-F", r.sshConfig, "-o", "ConnectTimeout=5",
 		"--remote-bin", "bin/edge-agent", "--config", "etc/config.toml",
 		"--restart", "sh svc/restart", "--timeout", "4", "--settle", "1"}
-	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "deploy.sh"), append(base, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "deploy.sh"), append(base, args...)...)
 	cmd.Env = cleanEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	start := time.Now()
 	err := cmd.Run()
 	code = cmd.ProcessState.ExitCode()
+	if ctx.Err() != nil {
+		r.t.Errorf("deploy.sh %s did not finish within %v (killed); output so far:\n%s", strings.Join(args, " "), limit, o.String())
+		return o.String(), e.String(), -1
+	}
 	if err != nil && code < 0 {
 		r.t.Fatalf("deploy.sh: %v", err)
 	}
@@ -424,6 +450,8 @@ func TestDeploy(t *testing.T) {
 	writeFile(t, never, neverScript, 0o755)
 	reject := filepath.Join(bins, "edge-agent-reject")
 	writeFile(t, reject, rejectScript, 0o755)
+	hang := filepath.Join(bins, "edge-agent-hang")
+	writeFile(t, hang, hangScript, 0o755)
 	foreign := filepath.Join(bins, "edge-agent-riscv")
 	h := make([]byte, 4096)
 	copy(h, "\x7fELF\x01\x01\x01")
@@ -464,6 +492,28 @@ func TestDeploy(t *testing.T) {
 		if !strings.HasPrefix(l[0], "gw1: rolled back: v-new not connected and healthy within 4s: not connected (state connecting") ||
 			!strings.Contains(l[0], "v-old running again, connected and healthy") {
 			t.Errorf("gw1 line: %q", l[0])
+		}
+		r.checkRunning(gw1, r.old, "v-old")
+	})
+
+	// Every check on the target is bounded (--check-timeout, default 10 s):
+	// a status that never answers is a failed check like any other, so the
+	// deploy reports and rolls back instead of waiting forever.
+	t.Run("health check hangs", func(t *testing.T) {
+		start := time.Now()
+		out, _, code := r.deployWithin(90*time.Second, "-b", hang, gw1.alias)
+		took := time.Since(start)
+		l := lines(out)
+		if code != 1 || len(l) != 1 {
+			t.Fatalf("exit %d, %d lines", code, len(l))
+		}
+		if !strings.HasPrefix(l[0], "gw1: rolled back: v-new not connected and healthy within 4s: status did not answer within 10s") ||
+			!strings.Contains(l[0], "v-old running again, connected and healthy") {
+			t.Errorf("gw1 line: %q", l[0])
+		}
+		// One hung check (10 s), two restarts, a settle, the probe and the copy.
+		if took > 45*time.Second {
+			t.Errorf("took %v, want well under a minute", took.Round(time.Second))
 		}
 		r.checkRunning(gw1, r.old, "v-old")
 	})
