@@ -57,6 +57,20 @@ func TestUnitVerifies(t *testing.T) {
 		}
 	})
 
+	t.Run("a bad resource bound is caught", func(t *testing.T) {
+		for _, bad := range []string{"MemoryMax=lots", "TasksMax=many"} {
+			k, _, _ := strings.Cut(bad, "=")
+			u := regexp.MustCompile(`(?m)^`+k+`=.*$`).ReplaceAllString(unit, bad)
+			if u == unit {
+				t.Fatalf("no %s= line in the unit", k)
+			}
+			out, err := verifyUnit(verifyRoot(t, u))
+			if err == nil && strings.TrimSpace(out) == "" {
+				t.Errorf("verify said nothing about %s: this test would not catch a broken bound", bad)
+			}
+		}
+	})
+
 	t.Run("hardening", func(t *testing.T) {
 		out, err := shErr("systemd-analyze", "security", "--offline=true", "--root="+verifyRoot(t, unit), "/etc/systemd/system/edge-agent.service")
 		if err != nil {
@@ -117,12 +131,48 @@ func TestUnitDirectives(t *testing.T) {
 	if v := got["WatchdogSec"]; len(v) != 1 || !strings.HasSuffix(v[0], "s") {
 		t.Errorf("WatchdogSec=%q, want a value in seconds", v)
 	}
+	// Resource bounds for a Pi Zero (512 MB): the agent peaks at ~32 MB
+	// draining a 100,000-message backlog (README, Performance), so the
+	// kill line is well above that and well below the machine.
+	const peak, zeroRAM = 32 << 20, 512 << 20
+	high, memMax := unitBytes(t, got, "MemoryHigh"), unitBytes(t, got, "MemoryMax")
+	if memMax < 3*peak || memMax > zeroRAM/4 {
+		t.Errorf("MemoryMax=%d MiB, want 3× the 32 MB peak (96 MiB) to a quarter of a Pi Zero's 512 MB (128 MiB)", memMax>>20)
+	}
+	if high < 2*peak || high >= memMax {
+		t.Errorf("MemoryHigh=%d MiB, want at least twice the peak (64 MiB) and below MemoryMax (%d MiB)", high>>20, memMax>>20)
+	}
+	// The Go runtime runs about ten threads; room for bursts, not for a runaway.
+	if v := got["TasksMax"]; len(v) != 1 {
+		t.Errorf("TasksMax=%q, want one", v)
+	} else if n, err := strconv.Atoi(v[0]); err != nil || n < 32 || n > 256 {
+		t.Errorf("TasksMax=%s, want a number from 32 to 256", v[0])
+	}
 	// Stopping takes at most 8 s (README): the stop timeout must allow it.
 	if v := got["TimeoutStopSec"]; len(v) != 1 {
 		t.Errorf("TimeoutStopSec=%q", v)
 	} else if s, err := strconv.Atoi(strings.TrimSuffix(v[0], "s")); err != nil || s < 10 {
 		t.Errorf("TimeoutStopSec=%s, want 10s or more", v[0])
 	}
+}
+
+// unitBytes is the size a unit's key sets (K, M, G: powers of 1024, as
+// systemd reads them); it fails the test when the key is missing or not a
+// size.
+func unitBytes(t *testing.T, got map[string][]string, key string) int64 {
+	t.Helper()
+	v := got[key]
+	if len(v) != 1 {
+		t.Errorf("%s=%q, want one size", key, v)
+		return 0
+	}
+	m := regexp.MustCompile(`^([0-9]+)([KMG]?)$`).FindStringSubmatch(v[0])
+	if m == nil {
+		t.Errorf("%s=%s, want a size such as 128M", key, v[0])
+		return 0
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n << map[string]uint{"": 0, "K": 10, "M": 20, "G": 30}[m[2]]
 }
 
 func readUnit(t *testing.T) string {
