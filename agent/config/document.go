@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/hw/relay"
+	"github.com/edge-agent/edge-agent/store"
 )
 
 // document is the file's shape, key for key. Its toml tags are the whole
@@ -97,11 +98,16 @@ const (
 	DefaultKeepalive      = "30s"
 	DefaultMaxMessageSize = "1MiB"
 	DefaultBackend        = BackendPeriph
-	DefaultRetainRecords  = 100000
-	DefaultRetainBytes    = "64MiB"
-	DefaultMaxDBSize      = "256MiB"
+	DefaultRetainRecords  = store.DefaultRetainRecords
 	DefaultPowerOn        = relay.PowerOnOff
 	DefaultMaxOn          = "0s"
+)
+
+// The store's defaults, written as sizes the way the file takes them; the
+// store package owns the numbers.
+var (
+	DefaultRetainBytes = formatSize(store.DefaultRetainBytes)
+	DefaultMaxDBSize   = formatSize(store.DefaultMaxSize)
 )
 
 // DefaultRefreshInterval is bootstrap.refresh_interval when it is absent.
