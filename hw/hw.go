@@ -68,9 +68,6 @@ func (s *Switch) Set(on bool) error {
 // Pin is the configured pin name of the underlying Output.
 func (s *Switch) Pin() string { return s.out.Pin() }
 
-// ActiveLow reports whether on means a low line.
-func (s *Switch) ActiveLow() bool { return s.activeLow }
-
 // ParsePin splits a "gpiochipN:OFFSET" pin (decimal N and OFFSET, no sign, no
 // spaces) into its chip number and line offset. For anything else, such as a
 // line name like "GPIO17", isChipOffset is false and the pin is a name.

@@ -139,9 +139,6 @@ func Open(cfgs []Config, open Opener, boot map[string]State) (*Bank, error) {
 	return b, nil
 }
 
-// Names returns the relays' names, sorted.
-func (b *Bank) Names() []string { return append([]string(nil), b.names...) }
-
 // States returns a copy of every relay's state.
 func (b *Bank) States() map[string]State {
 	b.mu.Lock()
