@@ -43,7 +43,7 @@ func (db *DB) Apply(c Change) ([]uint64, error) {
 	return ids, nil
 }
 
-// markHandled is MarkHandled inside a transaction.
+// markHandled is Change.Handled inside Apply's transaction.
 func (t *txn) markHandled(seqs []uint64) error {
 	c, err := t.inboxCounters()
 	if err != nil {

@@ -96,7 +96,7 @@ func TestCommandsPrunedOldestFirst(t *testing.T) {
 func TestPendingSeqs(t *testing.T) {
 	db := openTest(t, nil)
 	seqs, _ := db.Append([]Message{{Pending: true}, {}, {Pending: true}, {Pending: true}})
-	db.MarkHandled(seqs[2])
+	markHandled(t, db, seqs[2])
 	got, _ := db.PendingSeqs(0, 10)
 	if fmt.Sprint(got) != fmt.Sprint([]uint64{seqs[0], seqs[3]}) {
 		t.Fatalf("pending %v", got)

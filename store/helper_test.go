@@ -128,3 +128,12 @@ func mustStats(t testing.TB, db *DB) Stats {
 func msg(topic string, payloadLen int, pending bool) Message {
 	return Message{ReceivedAt: time.Unix(1700000000, 0), Topic: topic, Payload: make([]byte, payloadLen), Pending: pending}
 }
+
+// markHandled clears the pending mark of seqs as the agent does: Apply with
+// only Change.Handled.
+func markHandled(t *testing.T, db *DB, seqs ...uint64) {
+	t.Helper()
+	if _, err := db.Apply(Change{Handled: seqs}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -196,16 +196,16 @@ func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
 	return nil
 }
 
-// MarkHandled clears the pending mark of the given records in one
-// transaction. Seqs that are unknown or already handled are ignored.
+// MarkHandled is Apply with only Change.Handled: it clears the pending mark
+// of the given records in one transaction, ignoring seqs that are unknown
+// or already handled. The agent marks records handled through Apply, with
+// the command's effect and reply; this is for tests outside the package.
 func (db *DB) MarkHandled(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	if err := db.update(func(t *txn) error { return t.markHandled(seqs) }); err != nil {
-		return fmt.Errorf("mark handled: %w", err)
-	}
-	return nil
+	_, err := db.Apply(Change{Handled: seqs})
+	return err
 }
 
 // Get returns record seq, or an error wrapping ErrNotFound.

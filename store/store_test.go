@@ -357,12 +357,10 @@ func TestErrFull(t *testing.T) {
 		}
 	}
 
-	if err := db.MarkHandled(1); err != nil {
-		t.Fatal(err)
-	}
+	markHandled(t, db, 1)
 	seqs := mustAppend(t, db, msg("cmd", 5, true))
 	if got := seqsOf(scanAll(t, db)); !slices.Equal(got, []uint64{2, 3, seqs[0]}) {
-		t.Errorf("stored after MarkHandled and Append = %v, want [2 3 %d]", got, seqs[0])
+		t.Errorf("stored after marking 1 handled and Append = %v, want [2 3 %d]", got, seqs[0])
 	}
 }
 
@@ -407,22 +405,16 @@ func TestAppendQueuesReply(t *testing.T) {
 	}
 }
 
-func TestMarkHandled(t *testing.T) {
+func TestApplyHandled(t *testing.T) {
 	db := openTest(t, nil)
 	mustAppend(t, db, msg("a", 1, true), msg("a", 1, false), msg("a", 1, true), msg("a", 1, true))
 	if got := mustStats(t, db).Pending; got != 3 {
 		t.Fatalf("Pending = %d, want 3", got)
 	}
 	// 2 was never pending, 99 does not exist: both ignored.
-	if err := db.MarkHandled(1, 2, 99, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.MarkHandled(1); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.MarkHandled(); err != nil {
-		t.Fatal(err)
-	}
+	markHandled(t, db, 1, 2, 99, 3)
+	markHandled(t, db, 1)
+	markHandled(t, db)
 	if got := mustStats(t, db).Pending; got != 1 {
 		t.Errorf("Pending = %d, want 1", got)
 	}
@@ -464,9 +456,7 @@ func TestStatsAcrossPruneAndReopen(t *testing.T) {
 	if got := mustStats(t, db); got != want {
 		t.Errorf("Stats after reopen = %+v, want %+v", got, want)
 	}
-	if err := db.MarkHandled(1); err != nil {
-		t.Fatal(err)
-	}
+	markHandled(t, db, 1)
 	mustAppend(t, db, msg("ab", 980, false))
 	want = Stats{Total: 2, Pending: 1, Bytes: 10 + 982, FirstSeq: 6, LastSeq: 8}
 	if got := mustStats(t, db); got != want {
@@ -634,7 +624,7 @@ func TestConcurrentUse(t *testing.T) {
 	}()
 	go func() {
 		for range 50 {
-			if err := db.MarkHandled(1, 3, 5, 7, 9, 11); err != nil {
+			if _, err := db.Apply(Change{Handled: []uint64{1, 3, 5, 7, 9, 11}}); err != nil {
 				done <- err
 				return
 			}
