@@ -7,8 +7,8 @@
 //     one request (Backend.Output): a relay or LED never glitches through the
 //     other level at start-up or after a restart.
 //   - A line is only ever written, never read back. On periph a Read turns an
-//     output into an input (../shared/PITFALLS.md, "periph.io host v3.8.5 /
-//     conn v3.7.3"), so whoever needs the state keeps it in software.
+//     output into an input (docs/dependencies.md#periph-read-on-an-output),
+//     so whoever needs the state keeps it in software.
 //   - A pin that does not exist on the board is an error that names the pin
 //     and wraps ErrNoSuchPin, at the moment the line is asked for (start-up),
 //     never later.

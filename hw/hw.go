@@ -7,8 +7,9 @@ import (
 )
 
 // Output is one GPIO line driven as an output. It is never read back: on
-// periph a Read turns the line into an input (PITFALLS: periph), so callers
-// keep the state in software. Implementations are safe for concurrent use.
+// periph a Read turns the line into an input
+// (docs/dependencies.md#periph-read-on-an-output), so callers keep the state
+// in software. Implementations are safe for concurrent use.
 type Output interface {
 	// Set drives the line high or low.
 	Set(high bool) error

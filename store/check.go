@@ -22,7 +22,8 @@ import (
 //     recover reaches, and the whole process dies.
 //  2. bbolt's own Tx.Check (key order, pages referenced twice, freelist),
 //     run on a read-only handle, before anything writes: Check is not safe
-//     beside writes (PITFALLS: bbolt). Its panics on bad pages come back as
+//     beside writes (docs/dependencies.md#bbolt-check-is-not-concurrent). Its
+//     panics on bad pages come back as
 //     errors, and a read-only handle can be closed cleanly afterwards.
 //
 // Step 1 runs under an exclusive lock, as it may rewrite a torn meta page;

@@ -25,7 +25,7 @@
 // a caller that appends from one goroutine can group many messages into one
 // commit (the agent does). The package returns errors and never logs.
 //
-// The bbolt traps this package works around are listed in
-// ../shared/PITFALLS.md, section "bbolt v1.5.0"; comments cite it as
-// (PITFALLS: bbolt).
+// The bbolt traps this package works around are described in
+// docs/dependencies.md (section "bbolt v1.5.0"); comments cite each by its
+// anchor, e.g. docs/dependencies.md#bbolt-commit-fsyncs.
 package store

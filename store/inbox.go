@@ -243,8 +243,8 @@ func (t *txn) record(k, v []byte) (Record, error) {
 // returned as it is.
 //
 // fn runs outside any transaction: Scan reads in chunks of short
-// transactions (PITFALLS: bbolt), so fn may take its time, and a record that
-// retention drops meanwhile is skipped.
+// transactions (docs/dependencies.md#bbolt-32-bit-maxsize), so fn may take its
+// time, and a record that retention drops meanwhile is skipped.
 func (db *DB) Scan(after uint64, fn func(Record) error) error {
 	if after == math.MaxUint64 {
 		return nil
@@ -364,7 +364,7 @@ func (db *DB) Stats() (Stats, error) {
 // ClientSuffix returns the stored MQTT client-id suffix. The first call on a
 // new store calls draw once and stores its result durably before returning
 // it, so the client id stays the same across restarts and the broker keeps
-// the session (PITFALLS: paho, CleanSession(false) + a stable client id).
+// the session (docs/dependencies.md#paho-persistent-session).
 func (db *DB) ClientSuffix(draw func() int) (int, error) {
 	var suffix int
 	var found bool

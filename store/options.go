@@ -10,7 +10,8 @@ const (
 	DefaultRetainRecords = 100_000
 	DefaultRetainBytes   = 64 << 20 // 64 MiB of topic+payload
 	// DefaultMaxSize caps the file well below what a 32-bit process can map
-	// in one piece (PITFALLS: bbolt, boltdb #442 failed at 1 GiB on a Pi 2).
+	// in one piece (boltdb #442 failed at 1 GiB on a Pi 2;
+	// docs/dependencies.md#bbolt-32-bit-maxsize).
 	DefaultMaxSize     = 256 << 20
 	DefaultLockTimeout = time.Second
 	// DefaultMaxCommands: a broker redelivers within a session, and a cloud
@@ -36,7 +37,7 @@ type Options struct {
 
 	// LockTimeout is how long Open waits for another process to release the
 	// file lock. If zero, one second (bbolt's own zero would wait forever;
-	// PITFALLS: bbolt).
+	// docs/dependencies.md#bbolt-timeout-0-waits-forever).
 	LockTimeout time.Duration
 
 	// MaxCommands is how many executed command ids are remembered for

@@ -77,7 +77,8 @@ func encodeRecord(r Record) ([]byte, error) {
 }
 
 // decodeRecord parses a stored record. It copies everything out of b (bbolt's
-// slices are valid only inside their transaction; PITFALLS: bbolt), returns
+// slices are valid only inside their transaction;
+// docs/dependencies.md#bbolt-slices-valid-only-in-tx), returns
 // Seq 0 and Pending false, and returns an error, never panics, on malformed
 // input. It accepts only the one encoding encodeRecord produces, so
 // encodeRecord(decodeRecord(b)) == b.

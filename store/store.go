@@ -104,14 +104,16 @@ func Open(dir string, opts *Options) (*DB, error) {
 	}
 
 	b, err := bolt.Open(path, 0o600, &bolt.Options{
-		// bbolt's zero Timeout waits forever for the lock (PITFALLS: bbolt).
+		// bbolt's zero Timeout waits forever for the lock
+		// (docs/dependencies.md#bbolt-timeout-0-waits-forever).
 		Timeout: o.LockTimeout,
 		// The freelist is rebuilt at open instead of written at every
-		// commit: one page write less per commit (PITFALLS: bbolt).
+		// commit: one page write less per commit
+		// (docs/dependencies.md#bbolt-nofreelistsync).
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 		// Fail cleanly before the map outgrows a 32-bit address space
-		// (PITFALLS: bbolt).
+		// (docs/dependencies.md#bbolt-32-bit-maxsize).
 		MaxSize: o.MaxSize,
 		// NoSync and NoGrowSync stay false: the promise is fsync.
 	})
@@ -120,7 +122,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 	}
 	if isNew {
 		// A brand-new file's directory entry is not durable until the
-		// directory is synced (PITFALLS: bbolt).
+		// directory is synced (docs/dependencies.md#bbolt-new-file-dir-fsync).
 		if err := syncDir(dir); err != nil {
 			_ = b.Close()
 			return nil, err
@@ -249,7 +251,8 @@ func newTxn(tx *bolt.Tx) (*txn, error) {
 }
 
 // view runs fn in a read transaction. Keep fn short: on 32-bit ARM a
-// writer that must remap waits for open readers (PITFALLS: bbolt).
+// writer that must remap waits for open readers
+// (docs/dependencies.md#bbolt-32-bit-maxsize).
 func (db *DB) view(fn func(*txn) error) error {
 	return closedError(db.bolt.View(func(tx *bolt.Tx) error {
 		t, err := newTxn(tx)
@@ -261,9 +264,9 @@ func (db *DB) view(fn func(*txn) error) error {
 }
 
 // update runs fn in one write transaction and commits it: one fsync of the
-// data pages, one of the meta page (PITFALLS: bbolt). If fn or the commit
-// fails, nothing of it is written. bbolt's Update runs fn exactly once,
-// unlike Batch (PITFALLS: bbolt).
+// data pages, one of the meta page (docs/dependencies.md#bbolt-commit-fsyncs).
+// If fn or the commit fails, nothing of it is written. bbolt's Update runs fn
+// exactly once, unlike Batch (docs/dependencies.md#bbolt-batch-runs-fn-twice).
 func (db *DB) update(fn func(*txn) error) error {
 	return closedError(keepNoSpace(db.bolt.Update(func(tx *bolt.Tx) error {
 		t, err := newTxn(tx)

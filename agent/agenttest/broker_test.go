@@ -147,7 +147,7 @@ func connectSub(t *testing.T, url string, pki *PKI, id string, clean bool, msgs 
 	}
 	o.SetCleanSession(clean)
 	// Before Connect: a session's queued messages arrive before any SUBACK
-	// (shared/PITFALLS.md).
+	// (docs/dependencies.md#paho-default-handler-before-connect).
 	o.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
 		msgs.ch <- string(m.Payload())
 	})

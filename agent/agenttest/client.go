@@ -36,7 +36,8 @@ func ClientOptions(brokerURL string, pki *PKI, user, pass, clientID string) (*mq
 		SetWriteTimeout(clientTimeout).
 		SetKeepAlive(30 * time.Second)
 	if pki != nil && (u.Scheme == "tls" || u.Scheme == "ssl" || u.Scheme == "mqtts") {
-		// ServerName set explicitly: shared/PITFALLS.md (paho, TLS to an IP).
+		// ServerName set explicitly, as a broker given by IP needs
+		// (docs/dependencies.md#paho-tls-servername-and-minversion).
 		tc, err := pki.ClientTLSConfig(u.Hostname())
 		if err != nil {
 			return nil, err

@@ -141,8 +141,8 @@ func New(o Options) (*Client, error) {
 	}
 
 	md5 := MD5Hex(o.Password)
-	// Field order and values as the service expects them (DESIGN.md,
-	// "The seed's cloud flow"): a struct keeps the order.
+	// Field order and values as the service expects them
+	// (docs/design.md#bootstrap): a struct keeps the order.
 	c.body, err = json.Marshal(struct {
 		Channel  string `json:"channel"`
 		DeviceID string `json:"deviceId"`

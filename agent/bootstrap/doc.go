@@ -1,6 +1,6 @@
 // Package bootstrap gets the MQTT broker address and credentials from the
 // cloud account service, as the script edge-agent replaces did (the
-// bootstrap section of the config file; DESIGN.md "The seed's cloud flow"):
+// bootstrap section of the config file; docs/design.md#bootstrap):
 //
 //  1. login: POST login_url (its query carries appId, tenantId and
 //     appSecret, sent as is) with Content-Type application/json and the body

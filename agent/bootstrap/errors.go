@@ -81,7 +81,7 @@ func (e *Error) Refused() bool { return e.kind == kindRefused }
 // TLSFailed reports that TLS to the service failed in a way trying again
 // will not cure: its certificate is not trusted, not for this host, expired
 // (or the gateway's clock is wrong), or it does not speak TLS 1.2 (status
-// state "auth", as DESIGN.md puts TLS failures).
+// state "auth", as docs/design.md#status-leds puts TLS failures).
 func (e *Error) TLSFailed() bool { return e.kind == kindTLS }
 
 // transportError describes a request that got no HTTP answer. ctx is the

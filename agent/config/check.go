@@ -372,7 +372,8 @@ func (l *loader) checkStore(c *Config) {
 		l.problem("store.max_db_size", fmt.Sprintf("%s is below the 1MiB minimum", s.MaxDBSize), fmt.Sprintf("remove it for the default %q", DefaultMaxDBSize))
 		mxOK = false
 	case mxOK && mx > int64(maxInt):
-		// bbolt maps the whole file; a 32-bit process cannot (PITFALLS.md: bbolt).
+		// bbolt maps the whole file; a 32-bit process cannot
+		// (docs/dependencies.md#bbolt-32-bit-maxsize).
 		l.problem("store.max_db_size", fmt.Sprintf("%s is more than this 32-bit system can map", s.MaxDBSize), fmt.Sprintf("use a few hundred MiB; the default is %q", DefaultMaxDBSize))
 		mxOK = false
 	}

@@ -1,5 +1,5 @@
 // Package config reads and checks the edge-agent configuration file
-// (TOML, the keys listed in DESIGN.md plus [store]).
+// (TOML, the keys listed in docs/design.md#config-file, [store] included).
 //
 // What it promises: a *Config returned without error is complete and
 // consistent — defaults applied, {device_id} substituted, relative paths made

@@ -89,7 +89,8 @@ type storeSection struct {
 	MaxDBSize     string `toml:"max_db_size"`
 }
 
-// Defaults, as documented in DESIGN.md and the example config.
+// Defaults, as documented in docs/design.md#config-file and the example
+// config.
 const (
 	DefaultDataDir        = "/var/lib/edge-agent"
 	DefaultNotifyTopic    = "/sys/{device_id}/thing/push/notify"

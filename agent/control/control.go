@@ -1,7 +1,7 @@
 // Package control is the daemon's local control socket: a unix socket in
 // data_dir through which the CLI verbs (status, inbox …) ask the running
 // daemon, which alone owns the database (a second bbolt open would block on
-// its lock; PITFALLS.md).
+// its lock; docs/dependencies.md#bbolt-timeout-0-waits-forever).
 //
 // The protocol is JSON lines: the client sends one Request line; the server
 // answers with Reply lines and ends with one whose Done is true. A reply
@@ -67,7 +67,8 @@ type RelayApplied struct {
 	Until *time.Time `json:"until,omitempty"` // when it switches off by itself
 }
 
-// Record is an inbox record as `inbox export -json` writes it (DESIGN.md):
+// Record is an inbox record as `inbox export -json` writes it
+// (docs/design.md#inbox-export):
 // the payload is a string when its bytes are valid UTF-8, and standard
 // base64 in payload_b64 otherwise, so every payload survives byte-exact.
 type Record struct {

@@ -285,7 +285,8 @@ var errClientGone = errors.New("client went away")
 
 // stream sends the last n records (all when n <= 0), oldest first. The
 // store reads in short transactions and calls back outside them, so a slow
-// client cannot hold a bbolt read transaction open (PITFALLS.md).
+// client cannot hold a bbolt read transaction open
+// (docs/dependencies.md#bbolt-32-bit-maxsize).
 func (s *Server) stream(w *replyWriter, n int) error {
 	send := func(r store.Record) error {
 		rec := FromStore(r)

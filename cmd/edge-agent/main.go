@@ -2,7 +2,7 @@
 //
 // It is thin on purpose: it parses flags, loads the configuration, wires the
 // parts and maps errors to exit codes. The logic lives in agent, store and
-// hw. See README.md and DESIGN.md for the verbs.
+// hw. See docs/design.md#command-line for the verbs.
 package main
 
 import (

@@ -27,7 +27,7 @@ type cloud struct {
 	arrived chan struct{} // poked on every reply
 }
 
-// reply is one command reply as DESIGN.md defines it.
+// reply is one command reply as docs/design.md#commands defines it.
 type reply struct {
 	ID     string         `json:"id"`
 	OK     bool           `json:"ok"`
@@ -129,8 +129,8 @@ func (c *cloud) publish(device string, payload []byte) error {
 	return agenttest.PublishQoS1(c.pub, notifyTopic(device), payload, 10*time.Second)
 }
 
-// command publishes a command exactly as DESIGN.md writes it and waits for
-// its reply.
+// command publishes a command exactly as docs/design.md#commands writes it
+// and waits for its reply.
 func (c *cloud) command(device, id, method string, params map[string]any, timeout time.Duration) (reply, error) {
 	cmd := map[string]any{"id": id, "method": method}
 	if params != nil {

@@ -1,7 +1,8 @@
 package main
 
 // The LED checks: the activity flash, identify and the connecting state,
-// timed on the lines against the patterns DESIGN.md gives.
+// timed on the lines against the patterns of docs/design.md#status-leds
+// (hw/led/pattern.go).
 
 import (
 	"fmt"

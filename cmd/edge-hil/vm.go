@@ -284,8 +284,8 @@ func (v *vm) ask(cmd string, timeout time.Duration) (ok bool, text string, err e
 	}
 }
 
-// guestStatus is the part of the agent's status document (DESIGN.md,
-// `status -json`) the checks read.
+// guestStatus is the part of the agent's status document
+// (docs/design.md#status-document, `status -json`) the checks read.
 type guestStatus struct {
 	Version   string `json:"version"`
 	State     string `json:"state"`

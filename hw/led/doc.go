@@ -1,5 +1,6 @@
 // Package led shows the agent's state on the status LEDs a field technician
-// reads without a laptop (../shared/DESIGN.md, "Status LED").
+// reads without a laptop (docs/design.md#status-leds; the printable card is
+// docs/technician-card.md).
 //
 // Three LEDs, each optional: the status LED plays the pattern of the most
 // severe state (PatternFor, States); the activity LED flashes once per

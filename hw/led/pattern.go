@@ -16,12 +16,13 @@ type Step struct {
 type Pattern struct {
 	Name  string
 	Steps []Step
-	// Look is how it looks, in the words of DESIGN.md's table ("slow blink,
-	// 1 Hz"), for `edge-agent led test` and the README.
+	// Look is how it looks, in the words of the table in
+	// docs/design.md#status-leds ("slow blink, 1 Hz"), for `edge-agent led
+	// test`, the README and docs/technician-card.md.
 	Look string
 }
 
-// The status states, as DESIGN.md names them.
+// The status states, as docs/design.md#status-leds names them.
 const (
 	StateOK         = "ok"
 	StateBacklog    = "backlog"
@@ -83,7 +84,8 @@ func flashes(n int) []Step {
 	return append(s, Step{On: false, D: cycle - used})
 }
 
-// PatternFor is the status LED's pattern for a state named as in DESIGN.md.
+// PatternFor is the status LED's pattern for a state named as in
+// docs/design.md#status-leds.
 func PatternFor(state string) (Pattern, bool) {
 	i := stateIndex(state)
 	if i < 0 {

@@ -26,8 +26,8 @@ func TestStatesInSeverityOrder(t *testing.T) {
 	}
 }
 
-// Each pattern as DESIGN.md's table describes it: period, lit time, flash
-// count, frequency.
+// Each pattern as the table in docs/design.md#status-leds describes it:
+// period, lit time, flash count, frequency.
 func TestPatternsMatchTheDesign(t *testing.T) {
 	ms := time.Millisecond
 	for _, c := range []struct {

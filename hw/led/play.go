@@ -13,8 +13,8 @@ var ErrClosed = errors.New("led: panel closed")
 // ErrBusy is returned by Panel.Play while another Play runs on the panel.
 var ErrBusy = errors.New("led: a test is already playing")
 
-// PlayOrder is the order Play shows things in: the states as DESIGN.md's
-// table lists them (ok first, config last), then "activity" (the activity
+// PlayOrder is the order Play shows things in: the states as the table in
+// docs/design.md#status-leds lists them (ok first, config last), then "activity" (the activity
 // LED flashing as for messages) and "identify" (all LEDs blinking together).
 func PlayOrder() []string {
 	return []string{StateOK, StateBacklog, StateConnecting, StateAuth, StateBootstrap, StateStorage, StateConfig,
@@ -22,7 +22,8 @@ func PlayOrder() []string {
 }
 
 // Look is how name (a state, "activity" or "identify") looks on the LEDs,
-// in the words of DESIGN.md's table; "" for an unknown name.
+// in the words of the table in docs/design.md#status-leds; "" for an unknown
+// name.
 func Look(name string) string {
 	switch name {
 	case activityDemo.Name:

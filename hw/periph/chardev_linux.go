@@ -88,7 +88,8 @@ type lineFD struct {
 // value as it switches the direction, so the line never shows the other level.
 func requestOutput(path string, offset int, high bool) (*lineFD, error) {
 	// Our own descriptor for the chip, closed when done: the line request
-	// outlives it. periph's GPIOChip is never closed (PITFALLS).
+	// outlives it. periph's GPIOChip is never closed
+	// (docs/dependencies.md#periph-never-close-a-chip).
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err

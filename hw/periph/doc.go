@@ -3,9 +3,10 @@
 //
 // It imports only periph.io/x/host/v3/gpioioctl and runs driverreg.Init once
 // per process: that driver works on every Pi, Pi 5 included, and on kernels
-// where sysfs numbering moved to 512+ (../shared/PITFALLS.md, section
-// "periph.io host v3.8.5 / conn v3.7.3"; comments cite it as PITFALLS). Chips
-// are never closed: GPIOChip.Close closes a descriptor twice.
+// where sysfs numbering moved to 512+
+// (docs/dependencies.md#periph-gpioioctl-not-bcm283x; the other periph traps
+// are beside it in docs/dependencies.md, and comments here cite their
+// anchors). Chips are never closed: GPIOChip.Close closes a descriptor twice.
 //
 // A pin is a line name as the device tree names it ("GPIO17"), looked up with
 // gpioreg.ByName, or "gpiochipN:OFFSET", looked up in gpioioctl.Chips.
@@ -48,7 +49,8 @@
 // output with its Out(level), the best the gpio.PinOut interface offers.
 //
 // Lines are never read: Read on a periph line turns it into an input
-// (PITFALLS). There is no active-low here: hw.Switch inverts in software.
+// (docs/dependencies.md#periph-read-on-an-output). There is no active-low
+// here: hw.Switch inverts in software.
 //
 // The package returns errors and never logs, though periph's gpioioctl itself
 // logs through the standard log package when a chip cannot be opened at Init.

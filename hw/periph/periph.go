@@ -45,7 +45,7 @@ var (
 )
 
 // New loads periph's drivers (once per process: chips must never be closed
-// and reopened, PITFALLS) and returns a backend over the GPIO chips found. On
+// and reopened, docs/dependencies.md#periph-never-close-a-chip) and returns a backend over the GPIO chips found. On
 // a machine without /dev/gpiochip* it fails with an error wrapping ErrNoGPIO.
 func New() (*Backend, error) {
 	initOnce.Do(func() { initState, initErr = driverreg.Init() })
@@ -54,7 +54,8 @@ func New() (*Backend, error) {
 	}
 	drivers := describeDrivers(initState)
 	// On a machine without GPIO, Init succeeds with the driver skipped and no
-	// chips (PITFALLS). On other systems gpioioctl makes a dummy chip.
+	// chips (docs/dependencies.md#periph-init-without-gpio). On other systems
+	// gpioioctl makes a dummy chip.
 	if len(gpioioctl.Chips) == 0 || !haveChardev {
 		if devs, _ := filepath.Glob("/dev/gpiochip*"); haveChardev && len(devs) > 0 {
 			// They exist but none opened: most likely permissions.
@@ -133,7 +134,8 @@ func (b *Backend) lookup(pin string) (gpio.PinIO, error) {
 		}
 		return nil, fmt.Errorf("%w %q: no such line; chips here: %s", hw.ErrNoSuchPin, pin, b.chipList())
 	}
-	// gpioreg.ByName returns nil when there is no such line (PITFALLS).
+	// gpioreg.ByName returns nil when there is no such line
+	// (docs/dependencies.md#periph-init-without-gpio).
 	if p := b.byName(pin); p != nil {
 		return p, nil
 	}
@@ -197,7 +199,7 @@ func chipPath(l *gpioioctl.GPIOLine) (string, error) {
 }
 
 // pinOut drives a pin through gpio.PinOut. Never Read: on periph that turns
-// an output into an input (PITFALLS).
+// an output into an input (docs/dependencies.md#periph-read-on-an-output).
 type pinOut struct{ p gpio.PinOut }
 
 func (d pinOut) set(high bool) error { return d.p.Out(gpio.Level(high)) }

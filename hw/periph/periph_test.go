@@ -21,8 +21,10 @@ import (
 
 // fakePin is a gpio.PinIO like gpiotest.Pin (level in L) that records every
 // level driven and fails the test on anything that would turn a periph output
-// into an input: Read, In, WaitForEdge (PITFALLS). gpiotest itself is not
-// used: it needs github.com/jonboulle/clockwork, which go.mod does not have.
+// into an input: Read, In, WaitForEdge
+// (docs/dependencies.md#periph-read-on-an-output). gpiotest itself is not
+// used: it needs github.com/jonboulle/clockwork, which go.mod does not have
+// (docs/dependencies.md#periph-gpiotest-fakes).
 type fakePin struct {
 	t   *testing.T
 	N   string

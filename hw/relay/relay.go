@@ -6,7 +6,8 @@
 // together, not even for an instant (turning one on while another is on is
 // refused with ErrInterlocked); a relay line becomes an output already at
 // its boot level, never passing through the other one; the logical state is
-// kept in software and a line is never read back (PITFALLS: periph).
+// kept in software and a line is never read back
+// (docs/dependencies.md#periph-read-on-an-output).
 //
 // A Bank is not safe for concurrent mutation: one goroutine (the agent's
 // dispatcher) owns it and serialises every change, which is also what makes

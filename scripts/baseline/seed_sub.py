@@ -1,4 +1,4 @@
-# A copy of ../shared/baselines/seed_sub.py, kept in the repository so that make bench
+# The benchmark's baseline as it was handed over, kept in the repository so that make bench
 # (and its smoke run in .ci/run) has its baseline on any checkout. Do not improve it: it is
 # what the agent is measured against.
 #
