@@ -14,8 +14,9 @@ var ErrClosed = errors.New("led: panel closed")
 var ErrBusy = errors.New("led: a test is already playing")
 
 // PlayOrder is the order Play shows things in: the states as the table in
-// docs/design.md#status-leds lists them (ok first, config last), then "activity" (the activity
-// LED flashing as for messages) and "identify" (all LEDs blinking together).
+// docs/design.md#status-leds lists them (ok first, config last), then
+// "activity" (the activity LED flashing as for messages) and "identify" (all
+// LEDs blinking together).
 func PlayOrder() []string {
 	return []string{StateOK, StateBacklog, StateConnecting, StateAuth, StateBootstrap, StateStorage, StateConfig,
 		activityDemo.Name, identify.Name}

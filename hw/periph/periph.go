@@ -45,8 +45,9 @@ var (
 )
 
 // New loads periph's drivers (once per process: chips must never be closed
-// and reopened, docs/dependencies.md#periph-never-close-a-chip) and returns a backend over the GPIO chips found. On
-// a machine without /dev/gpiochip* it fails with an error wrapping ErrNoGPIO.
+// and reopened, docs/dependencies.md#periph-never-close-a-chip) and returns
+// a backend over the GPIO chips found. On a machine without /dev/gpiochip*
+// it fails with an error wrapping ErrNoGPIO.
 func New() (*Backend, error) {
 	initOnce.Do(func() { initState, initErr = driverreg.Init() })
 	if initErr != nil {
