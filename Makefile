@@ -23,7 +23,7 @@ BUILD   := CGO_ENABLED=0 $(GO) build -trimpath $(GCFLAGS) -ldflags '$(LDFLAGS)'
 QEMU_ARM ?= qemu-arm-static -cpu arm1176
 
 .DEFAULT_GOAL := all
-.PHONY: all help demo test test-arm build build-all vet fmt-check clean dist test-field
+.PHONY: all help demo deps test test-arm build build-all vet fmt-check clean dist test-field
 
 all: build-all ## (default) static binaries for every target
 
@@ -33,7 +33,14 @@ help: ## list the targets
 demo: build ## run the agent against a local TLS broker on simulated GPIO; stops by itself
 	$(GO) run ./cmd/edge-demo -agent bin/edge-agent
 
-test: vet fmt-check build-all ## unit + integration tests (needs mosquitto), race detector, store and hw on emulated armv6
+# What the tests run besides Go (mosquitto, qemu-user-static, the field
+# delivery tests' sshd, loop-image and lint tools): .ci/deps holds the one
+# list. As root with apt-get it installs what is missing and says so;
+# otherwise it fails with the apt-get command to run.
+deps: ## install what make test needs (as root, with apt-get), or print the command that does
+	@.ci/deps -as "make test" test
+
+test: deps vet fmt-check build-all ## unit + integration tests (mosquitto, installed by make deps), race detector, store and hw on emulated armv6
 	$(GO) test -race -count=1 ./...
 	$(MAKE) test-arm
 
@@ -69,7 +76,7 @@ DIST_ARCHES := armv6 armv7 arm64 amd64
 DIST_LDFLAGS := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DIST_BUILD := CGO_ENABLED=0 GOOS=linux GOAMD64=v1 GOARM64=v8.0 GOFLAGS= $(GO) build -trimpath -buildvcs=false $(GCFLAGS) -ldflags '$(DIST_LDFLAGS)'
 
-test-field: ## field delivery alone: make dist under qemu, the unit, install-image.sh, deploy.sh (root; part of make test)
+test-field: deps ## field delivery alone: make dist under qemu, the unit, install-image.sh, deploy.sh (root; part of make test)
 	$(GO) test -count=1 ./scripts/...
 	$(GO) test -count=1 -run Systemd ./cmd/edge-agent
 
@@ -114,7 +121,8 @@ fuzz: ## each fuzz target for FUZZTIME (default 5s); a crasher lands in the pack
 # lost message or a crashed subject is. RUNS=N (default 3), QUICK=1 (smoke
 # run), ONLY=ingest,commands,footprint,scale, KEEP=1 (keep the work dir),
 # NAGLE=1 (mosquitto's default Nagle on; the bench turns it off).
-# Needs mosquitto, mosquitto-clients and Debian's python3-paho-mqtt.
+# Needs mosquitto, mosquitto-clients and Debian's python3-paho-mqtt (make
+# bench-deps installs what is missing, as root).
 .PHONY: bench bench-deps
 bench: build dist bench-deps ## benchmark vs the old script and mosquitto_sub: ingest, commands, footprint, store scale (RUNS=N QUICK=1 ONLY=…)
 	$(GO) build -o bin/edge-bench ./cmd/edge-bench
@@ -131,10 +139,8 @@ profile: bench-deps ## CPU profile of the agent draining a 100,000-message backl
 	bin/edge-bench -agent bin/edge-agent-pprof -only ingest -runs 1 -cpuprofile $(CURDIR)/bin/drain.prof > bin/profile-bench.txt
 	$(GO) tool pprof -top -cum -nodecount 30 -ignore 'agent/control' bin/edge-agent-pprof bin/drain.prof
 
-bench-deps: ## python3-paho-mqtt for the bench's old-script baseline, installed (as root) only if missing
-	@/usr/bin/python3 -c 'import paho.mqtt' 2>/dev/null && exit 0; \
-	  if [ "$$(id -u)" != 0 ]; then echo "bench: the old script needs: sudo apt-get install -y python3-paho-mqtt"; exit 1; fi; \
-	  apt-get install -y python3-paho-mqtt || { apt-get update && apt-get install -y python3-paho-mqtt; }
+bench-deps: ## mosquitto and python3-paho-mqtt (the old-script baseline), installed (as root) only if missing (.ci/deps)
+	@.ci/deps -as "make bench" bench
 
 # Hardware in the loop (README, "Hardware in the loop"): make dist's arm64
 # and armv6 binaries, unchanged, on Debian's arm64 kernel in
