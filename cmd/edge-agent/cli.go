@@ -396,10 +396,19 @@ func cmdLED(args []string, stdout, stderr io.Writer) int {
 	}
 	return call(*path, control.Request{Cmd: control.CmdLEDTest, Each: each.String()}, stderr, func(r control.Reply) error {
 		if r.State != "" {
-			fmt.Fprintf(stdout, "%-11s %s\n", r.State, led.Look(r.State))
+			printPattern(stdout, r.State)
 		}
 		return nil
 	})
+}
+
+// printPattern says, as led test plays it, how name looks on the LEDs and
+// what a technician checks first when it shows.
+func printPattern(w io.Writer, name string) {
+	fmt.Fprintf(w, "%-11s %s\n", name, led.Look(name))
+	if h := control.Hint(name); h != "" {
+		fmt.Fprintf(w, "%-11s check first: %s\n", "", h)
+	}
 }
 
 // call sends one request to the daemon and reports failure on stderr.
