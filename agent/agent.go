@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edge-agent/edge-agent/agent/backoff"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/control"
 	"github.com/edge-agent/edge-agent/hw/led"
+	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -32,187 +35,281 @@ type Options struct {
 	Failpoint func()
 }
 
-// Backoff bounds for reconnecting: the first retry comes within a second,
-// later ones double up to a cap near a minute (each jittered).
 const (
+	// Reconnect pacing: the first retry comes within a second, later ones
+	// double up to a cap near a minute (each jittered).
 	reconnectMin = time.Second
 	reconnectMax = 60 * time.Second
 
-	// shutdownTimeout bounds SIGTERM to exit: systemd's default stop
-	// timeout is 90 s, a technician's patience much less.
+	// Store retries (a full disk): soon at first, then every few seconds.
+	storeRetryMin = 250 * time.Millisecond
+	storeRetryMax = 5 * time.Second
+
+	// shutdownTimeout bounds SIGTERM to exit, whatever is running:
+	// systemd's default stop timeout is 90 s, a technician's patience much
+	// less.
 	shutdownTimeout = 8 * time.Second
 )
 
-// Run is the daemon: it opens the store, brings the relays up in their
-// power_on state and the LEDs, serves the control socket, holds the MQTT
-// session, stores every notification before acknowledging it and executes
-// the commands among them, until ctx ends. On the way out it finishes the
-// commit and the command in flight, acknowledges what that commit stored,
-// and disconnects cleanly. Relays keep their state; LEDs go dark.
+// Run is the daemon: New, then Daemon.Run until ctx ends.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	d, err := New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// Daemon is the agent. It owns every part and every goroutine it starts:
+//
+//	part        goroutine           what it owns
+//	store       -                   the bbolt file
+//	relays      (the dispatcher's)  the relay lines
+//	panel       the panel's own     the LEDs; shows health's state
+//	session     session.run         the paho client and its connection
+//	dispatcher  dispatcher.run      the relay bank: commands, CLI, deadlines
+//	writer      writer.run          the write path: commit, then PUBACK
+//	control     control.Server      the unix socket and its connections
+//	watchdog    watchdog            systemd's WATCHDOG=1 pings
+//
+// Run starts the parts in that order and stops them in reverse, under one
+// deadline: the writer finishes its commit and sends its acks while the
+// session is still connected, the dispatcher finishes its command, and only
+// then does the session say offline and disconnect.
+type Daemon struct {
+	log   *slog.Logger
+	opts  Options
+	db    *store.DB
+	bank  *relay.Bank
+	panel *led.Panel
+	ctl   *control.Server
+	acts  *controlActions
+	parts []part
+	beats map[string]*heartbeat // the loops the watchdog watches, by part
+}
+
+// part is one long-running piece of the daemon: run returns once ctx ends
+// and it has finished what it had in hand.
+type part struct {
+	name string
+	run  func(ctx context.Context)
+}
+
+// New builds the daemon: it opens the store, brings the relays up in their
+// power_on state and the LEDs (hardware before the network: relays reach
+// their power_on state whether or not a broker is ever reached), and
+// listens on the control socket. Nothing runs until Run.
+func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	d = &Daemon{log: log, opts: opts}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
 	started := time.Now()
-
-	db, err := store.Open(cfg.DataDir, &store.Options{
+	d.db, err = store.Open(cfg.DataDir, &store.Options{
 		RetainRecords: cfg.Store.RetainRecords,
 		RetainBytes:   cfg.Store.RetainBytes,
 		MaxSize:       int(cfg.Store.MaxDBSize),
 	})
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	defer db.Close()
-	st, err := db.Stats()
+	st, err := d.db.Stats()
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	log.Info("store open", "path", db.Path(), "records", st.Total, "pending", st.Pending, "last_seq", st.LastSeq,
+	out, err := d.db.OutboxLen()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	log.Info("store open", "path", d.db.Path(), "records", st.Total, "pending", st.Pending, "last_seq", st.LastSeq,
 		"took", time.Since(started).Round(time.Millisecond))
 
-	// Hardware before the network: relays reach their power_on state
-	// whether or not a broker is ever reached.
 	backend, err := openBackend(cfg, log.With("part", "hw"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	bank, err := openRelays(cfg, backend, db, time.Now(), log.With("part", "relay"))
-	if err != nil {
-		return err
+	if d.bank, err = openRelays(cfg, backend, d.db, time.Now(), log.With("part", "relay")); err != nil {
+		return nil, err
 	}
-	panel, err := openPanel(cfg, backend)
-	if err != nil {
-		return err
+	if d.panel, err = openPanel(cfg, backend); err != nil {
+		return nil, err
 	}
-	defer panel.Close()
-
-	sc, err := sessionConfigFrom(cfg, db)
+	sc, err := sessionConfigFrom(cfg, d.db)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	creds, err := credentialsFrom(cfg, d.db, log)
+	if err != nil {
+		return nil, err
 	}
 
 	h := newHealth(time.Now())
-	w := newWriter(db, h, log.With("part", "writer"))
-	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: db, bank: bank, leds: panel, ingest: &w.stats}
-	w.notifyTopic, w.replyTopic, w.flash = sc.NotifyTopic, cfg.MQTT.ReplyTopic, panel.Flash
-	stopHandler := make(chan struct{})
+	h.setBacklog(st.Pending + out)
+	h.subscribe(d.panel.SetState)
+	// backlog reads the store's counters after a change to what is pending:
+	// the commit that changed them just ran, so nothing needs to poll.
+	backlog := func() {
+		st, err := d.db.Stats()
+		if err != nil {
+			return
+		}
+		out, err := d.db.OutboxLen()
+		if err != nil {
+			return
+		}
+		h.setBacklog(st.Pending + out)
+	}
+
+	w := newWriter(d.db, h, log.With("part", "writer"))
+	w.notifyTopic, w.replyTopic, w.flash, w.onBacklog = sc.NotifyTopic, cfg.MQTT.ReplyTopic, d.panel.Flash, backlog
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		// Only enqueue: a handler that blocks on I/O stalls paho's network
-		// loop and with it the keepalive (PITFALLS.md).
+		// loop and with it the keepalive (docs/dependencies.md#paho-handler-must-not-block).
 		msg := store.Message{ReceivedAt: time.Now(), Topic: m.Topic(), Payload: m.Payload(), Dup: m.Duplicate(), Retained: m.Retained()}
 		if size, head, ok := sc.Oversize.decode(msg.Payload); ok {
 			msg.Payload, msg.Oversize = head, size
 		}
-		w.enqueue(stopHandler, inbound{msg: msg, ack: m.Ack})
+		w.enqueue(inbound{msg: msg, ack: m.Ack})
 	}
-	creds, err := credentialsFrom(cfg, db, log)
-	if err != nil {
-		return err
-	}
-	sess := newSession(sc, creds, h, log.With("part", "mqtt"), handler, newBackoff(reconnectMin, reconnectMax, nil))
-	sess.outbox = db
+	sess := newSession(sc, creds, h, log.With("part", "mqtt"), handler,
+		&backoff.Backoff{Min: reconnectMin, Max: reconnectMax, Jitter: true})
+	sess.outbox, sess.onBacklog = d.db, backlog
+
+	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: d.db, bank: d.bank, leds: d.panel, ingest: &w.stats}
 	disp := &dispatcher{
-		db: db, bank: bank, leds: panel, log: log.With("part", "command"),
+		db: d.db, bank: d.bank, leds: d.panel, log: log.With("part", "command"),
 		notifyTopic: sc.NotifyTopic, replyTopic: cfg.MQTT.ReplyTopic,
 		status: src.build, now: time.Now,
-		wake: make(chan struct{}, 1), local: make(chan localRelayReq),
-		outboxUp: sess.wakeOutbox, failpoint: opts.Failpoint,
+		wake: make(chan struct{}, 1), local: make(chan localRelayReq), done: make(chan struct{}),
+		outboxUp: sess.wakeOutbox, handled: w.handled, onBacklog: backlog,
+		failpoint: opts.Failpoint,
+		retry:     backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
 	}
-	w.onPending, w.onReply, disp.handled = disp.poke, sess.wakeOutbox, w.handled
+	w.onPending, w.onReply = disp.poke, sess.wakeOutbox
 
-	ctl, err := control.Listen(cfg.DataDir, db, func() any { return src.build() },
-		&controlActions{disp: disp, panel: panel}, log)
-	if err != nil {
-		return err
+	d.acts = &controlActions{disp: disp, panel: d.panel, stopping: make(chan struct{})}
+	if d.ctl, err = control.Listen(cfg.DataDir, d.db, func() any { return src.build() }, d.acts, log); err != nil {
+		return nil, err
 	}
-	defer ctl.Close()
 
-	bg, stopBG := context.WithCancel(context.Background())
-	writerCtx, stopWriter := context.WithCancel(context.Background())
-	dispCtx, stopDisp := context.WithCancel(context.Background())
-	sessCtx, stopSession := context.WithCancel(context.Background())
-	writerDone, dispDone, sessDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() { defer close(writerDone); w.run(writerCtx) }()
-	go func() { defer close(dispDone); disp.run(dispCtx) }()
-	go func() { defer close(sessDone); sess.run(sessCtx) }()
-	go showState(bg, src, panel)
+	// Every loop that must stay alive, for the watchdog.
+	d.beats = map[string]*heartbeat{"session": &sess.beat, "dispatcher": &disp.beat, "writer": &w.beat}
+	d.parts = []part{
+		{"panel", func(ctx context.Context) { <-ctx.Done(); d.panel.Close() }},
+		{"session", sess.run},
+		{"dispatcher", disp.run},
+		{"writer", w.run},
+		{"control", func(ctx context.Context) { <-ctx.Done(); d.acts.stop(); d.ctl.Close() }},
+	}
 	if opts.Alive != nil {
 		every := opts.AliveEvery
 		if every <= 0 {
 			every = 10 * time.Second
 		}
-		go watchdog(bg, every, opts.Alive, &w.beat, &disp.beat)
+		beats := make([]*heartbeat, 0, len(d.beats))
+		for _, b := range d.beats {
+			beats = append(beats, b)
+		}
+		d.parts = append(d.parts, part{"watchdog", func(ctx context.Context) { watchdog(ctx, every, stuckAfter, opts.Alive, beats...) }})
 	}
-	if opts.Ready != nil {
-		opts.Ready()
+	return d, nil
+}
+
+// Run starts every part, in order, and waits for ctx; then it stops them in
+// reverse order under one deadline (shutdownTimeout), joining each
+// goroutine. A part still running at the deadline is left behind: the
+// process is about to exit, and what was not acknowledged the broker sends
+// again. Relays keep their state; LEDs go dark.
+func (d *Daemon) Run(ctx context.Context) error {
+	type running struct {
+		name   string
+		cancel context.CancelFunc
+		done   chan struct{}
 	}
-	log.Info("edge-agent running", "version", opts.Version, "device_id", cfg.DeviceID, "socket", ctl.Path())
+	var rs []running
+	for _, p := range d.parts {
+		pctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); p.run(pctx) }()
+		rs = append(rs, running{p.name, cancel, done})
+	}
+	if d.opts.Ready != nil {
+		d.opts.Ready()
+	}
+	d.log.Info("edge-agent running", "version", d.opts.Version, "socket", d.ctl.Path())
 
 	<-ctx.Done()
-	log.Info("stopping")
-	// Order matters: the writer finishes its commit in flight and sends
-	// those acks while the connection is still up; the dispatcher finishes
-	// its command; only then does the session say offline and disconnect.
-	// Anything still queued was never acknowledged, so the broker
-	// redelivers it.
-	deadline := time.After(shutdownTimeout)
-	stopWriter()
-	close(stopHandler)
-	stopDisp()
-	for _, done := range []chan struct{}{writerDone, dispDone} {
+	d.log.Info("stopping")
+	deadline := make(chan struct{})
+	t := time.AfterFunc(shutdownTimeout, func() { close(deadline) })
+	defer t.Stop()
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := rs[i]
+		r.cancel()
 		select {
-		case <-done:
+		case <-r.done:
 		case <-deadline:
-			log.Warn("shutdown: a part did not finish in time; exiting anyway")
+			d.log.Warn("shutdown: a part did not stop in time; exiting anyway", "part", r.name, "within", shutdownTimeout)
+			return nil
 		}
 	}
-	stopSession()
-	select {
-	case <-sessDone:
-	case <-deadline:
-		log.Warn("disconnect did not finish in time; exiting anyway")
+	if err := d.close(); err != nil {
+		return err
 	}
-	stopBG()
-	ctl.Close()
-	panel.Close()
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
-	}
-	log.Info("stopped")
+	d.log.Info("stopped")
 	return nil
 }
 
-// showState keeps the status LED on the agent's state.
-func showState(ctx context.Context, src *statusSource, p *led.Panel) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		state, _, _, _ := src.state()
-		p.SetState(state)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// close releases what New opened; Run calls it once every part stopped.
+func (d *Daemon) close() error {
+	if d.ctl != nil {
+		d.ctl.Close()
+	}
+	if d.panel != nil {
+		d.panel.Close()
+	}
+	if d.db != nil {
+		if err := d.db.Close(); err != nil {
+			return fmt.Errorf("close store: %w", err)
 		}
 	}
+	return nil
 }
 
-// controlActions carries out the control socket's requests.
+// controlActions carries out the control socket's requests. Once the
+// daemon stops (stopping closes), a request waiting on a part gives up at
+// once, so no connection holds the shutdown.
 type controlActions struct {
-	disp  *dispatcher
-	panel *led.Panel
+	disp     *dispatcher
+	panel    *led.Panel
+	stopping chan struct{}
+	once     sync.Once
 }
+
+func (a *controlActions) stop() { a.once.Do(func() { close(a.stopping) }) }
+
+var errStopping = fmt.Errorf("the agent is stopping; try again once it is back")
 
 func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) (control.RelayApplied, error) {
 	req := localRelayReq{relayRequest: relayRequest{name: name, on: on, dur: dur}, reply: make(chan localRelayResult, 1)}
+	busy := time.NewTimer(10 * time.Second)
+	defer busy.Stop()
 	select {
 	case a.disp.local <- req:
-	case <-time.After(10 * time.Second):
+	case <-busy.C:
 		return control.RelayApplied{}, fmt.Errorf("the agent is busy; try again")
+	case <-a.stopping:
+		return control.RelayApplied{}, errStopping
+	case <-a.disp.done:
+		return control.RelayApplied{}, errStopping
 	}
-	res := <-req.reply
+	res := <-req.reply // the dispatcher always answers a request it took
 	if res.err != nil {
 		return control.RelayApplied{}, res.err
 	}
@@ -227,5 +324,5 @@ func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) (cont
 func (a *controlActions) Identify(d time.Duration) { a.panel.Identify(d) }
 
 func (a *controlActions) LEDTest(each time.Duration, announce func(state string)) error {
-	return a.panel.Play(each, announce)
+	return a.panel.PlayUntil(a.stopping, each, announce)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/control"
 )
 
-// Error codes of a reply (DESIGN.md, "Commands").
+// Error codes of a reply (docs/design.md#commands).
 const (
 	codeBadJSON       = "bad_json"
 	codeBadCommand    = "bad_command"

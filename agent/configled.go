@@ -10,6 +10,7 @@ import (
 	toml "github.com/pelletier/go-toml/v2"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/hw/led"
 )
 
 // ErrNoConfigLED means the configuration does not say, even leniently,
@@ -53,7 +54,7 @@ func ShowConfigState(ctx context.Context, path string, log *slog.Logger) error {
 		return err
 	}
 	defer panel.Close()
-	panel.SetState(StateConfig)
+	panel.SetState(led.StateConfig)
 	log.Error("the configuration is invalid: showing the config state on the status LED until stopped; fix it (edge-agent config check) and restart", "config", path)
 	<-ctx.Done()
 	return nil

@@ -31,7 +31,7 @@ func describeConnErr(err error, credKeys string) (cause string, auth bool) {
 		subRef    *subscribeRefusedError
 	)
 	switch {
-	// mosquitto answers a wrong password with 5, not 4 (PITFALLS.md): both
+	// mosquitto answers a wrong password with 5, not 4 (docs/dependencies.md#paho-return-codes-4-and-5): both
 	// mean "these credentials are refused".
 	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
 		return "broker refused the credentials (CONNACK 4: bad user name or password); check " + credKeys, true

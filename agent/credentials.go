@@ -114,7 +114,7 @@ func credentialKeys(src credSource) string {
 }
 
 // refusedCredentials: the broker refused the user name or password
-// (mosquitto says 5, others 4; PITFALLS.md).
+// (mosquitto says 5, others 4; docs/dependencies.md#paho-return-codes-4-and-5).
 func refusedCredentials(err error) bool {
 	return errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised)
 }

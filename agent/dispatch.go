@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/backoff"
 	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
 )
@@ -55,10 +56,13 @@ type dispatcher struct {
 	status      func() Status
 	now         func() time.Time
 
-	wake     chan struct{} // the writer stored pending records
-	local    chan localRelayReq
-	outboxUp func() // tells the session there are replies to publish
-	handled  func() // tells the writer pending records were handled (room for ErrFull)
+	wake      chan struct{} // the writer stored pending records
+	local     chan localRelayReq
+	outboxUp  func()        // tells the session there are replies to publish
+	handled   func()        // tells the writer pending records were handled (room for ErrFull)
+	onBacklog func()        // tells health what is pending changed
+	done      chan struct{} // closed when run returns; nil in tests that drive drain
+	retry     backoff.Backoff
 
 	beat heartbeat // see writer.beat
 
@@ -78,6 +82,9 @@ func (d *dispatcher) poke() {
 }
 
 func (d *dispatcher) run(ctx context.Context) {
+	if d.done != nil {
+		defer close(d.done)
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -140,7 +147,7 @@ func (d *dispatcher) drain(ctx context.Context) {
 // apply commits a change, retrying while the store refuses (a full disk):
 // what it records has happened or must happen, so it cannot be dropped.
 func (d *dispatcher) apply(ctx context.Context, c store.Change) bool {
-	delay := 250 * time.Millisecond
+	defer d.retry.Reset()
 	for {
 		d.beat.stamp()
 		_, err := d.db.Apply(c)
@@ -151,15 +158,15 @@ func (d *dispatcher) apply(ctx context.Context, c store.Change) bool {
 			if len(c.Handled) > 0 && d.handled != nil {
 				d.handled()
 			}
+			if (len(c.Outbox) > 0 || len(c.Handled) > 0) && d.onBacklog != nil {
+				d.onBacklog()
+			}
 			return true
 		}
 		d.log.Error("store cannot record a command's progress; retrying", "err", err)
-		select {
-		case <-ctx.Done():
+		if !d.retry.Sleep(ctx, nil) {
 			return false
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, 5*time.Second)
 	}
 }
 
@@ -186,7 +193,7 @@ func (d *dispatcher) handle(ctx context.Context, seq uint64) {
 		d.apply(ctx, store.Change{Handled: []uint64{seq}})
 		return
 	}
-	// Commands are accepted only from the notify topic (DESIGN: Security).
+	// Commands are accepted only from the notify topic (docs/design.md#security).
 	if rec.Topic != d.notifyTopic {
 		d.apply(ctx, store.Change{Handled: []uint64{seq}})
 		return
@@ -260,7 +267,7 @@ func (d *dispatcher) lookup(ctx context.Context, id string) (prev store.Command,
 	if id == "" {
 		return store.Command{}, false, true
 	}
-	delay := 250 * time.Millisecond
+	defer d.retry.Reset()
 	for {
 		d.beat.stamp()
 		prev, seen, err := d.db.LookupCommand(id)
@@ -268,14 +275,9 @@ func (d *dispatcher) lookup(ctx context.Context, id string) (prev store.Command,
 			return prev, seen, true
 		}
 		d.log.Error("cannot read whether a command ran before; it waits rather than risk running twice", "id", clip(id), "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !d.retry.Sleep(ctx, nil) {
 			return store.Command{}, false, false
-		case <-t.C:
 		}
-		delay = min(2*delay, 5*time.Second)
 	}
 }
 

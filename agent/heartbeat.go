@@ -30,7 +30,7 @@ func (h *heartbeat) age(now time.Time) time.Duration {
 // and stops calling it when one is stuck, so that a supervisor (systemd's
 // WatchdogSec) restarts a wedged agent. A store that refuses writes is not
 // stuck: the writer keeps beating while it retries.
-func watchdog(ctx context.Context, interval time.Duration, alive func(), beats ...*heartbeat) {
+func watchdog(ctx context.Context, interval, stuck time.Duration, alive func(), beats ...*heartbeat) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -40,7 +40,7 @@ func watchdog(ctx context.Context, interval time.Duration, alive func(), beats .
 		case now := <-t.C:
 			healthy := true
 			for _, b := range beats {
-				if b.age(now) > stuckAfter {
+				if b.age(now) > stuck {
 					healthy = false
 				}
 			}

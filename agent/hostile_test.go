@@ -80,10 +80,9 @@ func TestWriterSplitsBatchOverPendingBound(t *testing.T) {
 
 	const n = 600
 	acks := newAckCounter(n)
-	stop := make(chan struct{})
 	pad := strings.Repeat("x", 2000)
 	for i := range n {
-		w.enqueue(stop, inbound{ack: acks.ack, msg: store.Message{ReceivedAt: time.Now(), Topic: "n",
+		w.enqueue(inbound{ack: acks.ack, msg: store.Message{ReceivedAt: time.Now(), Topic: "n",
 			Payload: fmt.Appendf(nil, `{"id":"c%d","method":"agent.ping","pad":%q}`, i, pad)}})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -172,10 +171,9 @@ func TestWriterRefusesOnArrival(t *testing.T) {
 			t.Cleanup(func() { db.Close() })
 			w := startWriter(t, db)
 			acks := newAckCounter(2)
-			stop := make(chan struct{})
 			tt.msg.ReceivedAt = time.Now()
-			w.enqueue(stop, inbound{msg: tt.msg, ack: acks.ack})
-			w.enqueue(stop, inbound{msg: store.Message{ReceivedAt: time.Now(), Topic: "n", Payload: []byte("after")}, ack: acks.ack})
+			w.enqueue(inbound{msg: tt.msg, ack: acks.ack})
+			w.enqueue(inbound{msg: store.Message{ReceivedAt: time.Now(), Topic: "n", Payload: []byte("after")}, ack: acks.ack})
 			acks.wait(t, 10*time.Second)
 
 			st, _ := db.Stats()
@@ -205,14 +203,13 @@ func TestWriterRefusesOnArrival(t *testing.T) {
 // at the handler (and so at the broker) instead of piling up in memory.
 func TestWriterQueueBoundedInBytes(t *testing.T) {
 	w := newWriter(nil, newHealth(time.Now()), quietLogger())
-	stop := make(chan struct{})
 	msg := func() inbound {
 		return inbound{msg: store.Message{Topic: "t", Payload: make([]byte, 1<<20)}, ack: func() {}}
 	}
 	queued := 0
 	for queued < 100 {
 		ok := make(chan bool, 1)
-		go func() { ok <- w.enqueue(stop, msg()) }()
+		go func() { ok <- w.enqueue(msg()) }()
 		select {
 		case <-ok:
 			queued++
@@ -221,7 +218,7 @@ func TestWriterQueueBoundedInBytes(t *testing.T) {
 		}
 		break
 	}
-	close(stop)
+	close(w.done) // as when the writer stops: waiting handlers give up
 	if queued*(1<<20) > queueBytes {
 		t.Fatalf("%d MiB queued without a writer; the bound is %d MiB", queued, queueBytes>>20)
 	}

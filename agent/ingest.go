@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/backoff"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -50,7 +51,7 @@ const (
 
 // writer owns the write path: it takes whatever the handler has queued,
 // commits it in one transaction, then acknowledges those messages in
-// receive order (MQTT 3.1.1 §4.6; paho does not enforce it, PITFALLS.md).
+// receive order (MQTT 3.1.1 §4.6; paho does not enforce it: docs/dependencies.md#paho-manual-ack-order).
 type writer struct {
 	in     chan inbound
 	queued *byteGate // bytes in w.in and in the batch being committed
@@ -91,37 +92,45 @@ type writer struct {
 	// retry paces commit attempts after a failure (disk full, store at its
 	// bound); while it fails nothing is acknowledged, so the broker keeps
 	// the messages.
-	retryMin, retryMax time.Duration
+	retry backoff.Backoff
+
+	// onBacklog is called after a commit that changed what is pending
+	// (commands, replies), so health learns the backlog without polling.
+	onBacklog func()
+
+	// done is closed when run returns: the MQTT handler stops waiting on
+	// a writer that is gone (what it held is redelivered by the broker).
+	done chan struct{}
 }
 
 func newWriter(inbox Inbox, h *health, log *slog.Logger) *writer {
 	return &writer{
-		in:       make(chan inbound, queueLen),
-		queued:   newByteGate(queueBytes),
-		freed:    make(chan struct{}, 1),
-		inbox:    inbox,
-		health:   h,
-		log:      log,
-		logs:     newStoredLog(log),
-		now:      time.Now,
-		sleep:    time.Sleep,
-		retryMin: 250 * time.Millisecond,
-		retryMax: 5 * time.Second,
+		in:     make(chan inbound, queueLen),
+		queued: newByteGate(queueBytes),
+		freed:  make(chan struct{}, 1),
+		inbox:  inbox,
+		health: h,
+		log:    log,
+		logs:   newStoredLog(log),
+		now:    time.Now,
+		sleep:  time.Sleep,
+		retry:  backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
+		done:   make(chan struct{}),
 	}
 }
 
 // enqueue hands a message to the writer. It blocks while the queue is full,
 // in count or in bytes (back-pressure on the broker through paho), and
-// gives up when stop closes: an unacknowledged message is redelivered by
-// the broker, so dropping it here loses nothing.
-func (w *writer) enqueue(stop <-chan struct{}, in inbound) bool {
-	if !w.queued.acquire(in.size(), stop) {
+// gives up once the writer has stopped: an unacknowledged message is
+// redelivered by the broker, so dropping it here loses nothing.
+func (w *writer) enqueue(in inbound) bool {
+	if !w.queued.acquire(in.size(), w.done) {
 		return false
 	}
 	select {
 	case w.in <- in:
 		return true
-	case <-stop:
+	case <-w.done:
 		w.queued.release(in.size())
 		return false
 	}
@@ -139,6 +148,7 @@ func (w *writer) handled() {
 // finished (committed and acknowledged) or, if the store keeps failing when
 // ctx ends, abandoned unacknowledged; never acknowledged without a commit.
 func (w *writer) run(ctx context.Context) {
+	defer close(w.done)
 	batch := make([]inbound, 0, maxBatch)
 	msgs := make([]store.Message, maxBatch)
 	tick := time.NewTicker(heartbeatEvery)
@@ -210,13 +220,15 @@ func (w *writer) store(ctx context.Context, batch []inbound, msgs []store.Messag
 		break
 	}
 	done := w.now()
+	// Counted before the acks, so a sender that has its PUBACK finds its
+	// message in the status.
+	w.stats.noteCommit(done, batch)
 	// Acknowledge only now, in receive order: every one of these is on disk.
 	replies := false
 	for _, in := range batch {
 		in.ack()
 		replies = replies || in.msg.Reply != nil
 	}
-	w.stats.noteCommit(done, batch)
 	w.logs.stored(done, seqs, batch)
 	w.logs.due(done)
 	if w.flash != nil {
@@ -227,6 +239,9 @@ func (w *writer) store(ctx context.Context, batch []inbound, msgs []store.Messag
 	}
 	if replies && w.onReply != nil {
 		w.onReply()
+	}
+	if (pending || replies) && w.onBacklog != nil {
+		w.onBacklog()
 	}
 	return true
 }
@@ -301,8 +316,8 @@ func (w *writer) drain(batch []inbound) []inbound {
 // caller refuses that message or splits the batch); otherwise it returns an
 // error only when ctx ended before a commit succeeded.
 func (w *writer) commit(ctx context.Context, msgs []store.Message, split bool) ([]uint64, error) {
-	delay := w.retryMin
 	failing := false
+	defer w.retry.Reset()
 	for {
 		w.beat.stamp()
 		seqs, err := w.inbox.Append(msgs)
@@ -326,16 +341,9 @@ func (w *writer) commit(ctx context.Context, msgs []store.Message, split bool) (
 			failing = true
 		}
 		w.health.setStorage(fmt.Errorf("store: %w", err))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		// The dispatcher handling records (w.freed) may let an ErrFull pass.
+		if !w.retry.Sleep(ctx, w.freed) {
 			return nil, ctx.Err()
-		case <-t.C:
-		case <-w.freed:
-			// The dispatcher handled records: an ErrFull may pass now.
-			t.Stop()
 		}
-		delay = min(2*delay, w.retryMax)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/hw/led"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -68,10 +69,9 @@ func TestWriterAcksInReceiveOrderAfterCommit(t *testing.T) {
 	go func() { defer close(done); w.run(ctx) }()
 
 	const n = 5000
-	stop := make(chan struct{})
 	for i := 0; i < n; i++ {
 		i := i
-		w.enqueue(stop, inbound{
+		w.enqueue(inbound{
 			msg: store.Message{ReceivedAt: time.Now(), Topic: "t", Payload: []byte(fmt.Sprint(i))},
 			ack: func() {
 				inbox.mu.Lock() // acks happen outside Append: this must not deadlock
@@ -123,86 +123,58 @@ func TestWriterAcksInReceiveOrderAfterCommit(t *testing.T) {
 	}
 }
 
+// stepClock hands each retry timer to the test, which fires it: the test
+// knows the writer is waiting in a retry, with no sleeping to guess when.
+type stepClock struct{ timers chan chan time.Time }
+
+func (c *stepClock) NewTimer(time.Duration) (<-chan time.Time, func()) {
+	ch := make(chan time.Time, 1)
+	c.timers <- ch
+	return ch, func() {}
+}
+
 // TestWriterHoldsAcksWhileStoreFails: while commits fail (disk full) nothing
 // is acknowledged and the state is storage; once the store takes the batch
 // it is acknowledged and the state clears.
 func TestWriterHoldsAcksWhileStoreFails(t *testing.T) {
 	db := openTestStore(t)
 	var acks []int
-	var mu sync.Mutex
 	inbox := &recordingInbox{db: db, acks: &acks, failFirst: 3}
 	h := newHealth(time.Now())
 	w := newWriter(inbox, h, quietLogger())
-	w.retryMin, w.retryMax = 20*time.Millisecond, 40*time.Millisecond
+	clk := &stepClock{timers: make(chan chan time.Time)}
+	w.retry.Clock = clk
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.run(ctx)
 
-	w.enqueue(nil, inbound{msg: store.Message{Topic: "t", Payload: []byte("x")}, ack: func() {
-		mu.Lock()
-		acks = append(acks, 1)
-		mu.Unlock()
+	acked := make(chan struct{})
+	w.enqueue(inbound{msg: store.Message{Topic: "t", Payload: []byte("x")}, ack: func() {
+		acks = append(acks, 1) // written by the writer alone; read after acked closes
+		close(acked)
 	}})
-	time.Sleep(30 * time.Millisecond)
-	snap := h.snapshot()
-	mu.Lock()
-	early := len(acks)
-	mu.Unlock()
-	if early != 0 {
-		t.Fatal("acknowledged while the store was failing")
-	}
-	if got := snap.state(0); got != StateStorage {
-		t.Fatalf("state %q while the store fails, want %q", got, StateStorage)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		n := len(acks)
-		mu.Unlock()
-		if n == 1 {
-			break
+	for i := range 3 {
+		fire := <-clk.timers // the writer waits after failed attempt i+1
+		select {
+		case <-acked:
+			t.Fatal("acknowledged while the store was failing")
+		default:
 		}
-		time.Sleep(10 * time.Millisecond)
+		if got := h.snapshot().State; got != led.StateStorage {
+			t.Fatalf("state %q after %d failed commits, want %q", got, i+1, led.StateStorage)
+		}
+		fire <- time.Time{}
 	}
-	if len(acks) != 1 {
+	select {
+	case <-acked:
+	case <-time.After(5 * time.Second):
 		t.Fatal("not acknowledged after the store recovered")
 	}
-	if got := h.snapshot().state(0); got == StateStorage {
+	if got := h.snapshot().State; got == led.StateStorage {
 		t.Fatalf("state still %q after recovery", got)
 	}
 	if inbox.attempts != 4 {
 		t.Fatalf("%d attempts, want 4 (3 failures, 1 success)", inbox.attempts)
-	}
-}
-
-func TestBackoffJitteredAndCapped(t *testing.T) {
-	b := newBackoff(time.Second, 60*time.Second, func() float64 { return 0.999 })
-	var last time.Duration
-	for i := 0; i < 20; i++ {
-		last = b.next()
-	}
-	if last > 60*time.Second || last < 30*time.Second {
-		t.Fatalf("capped wait %v, want within [30s, 60s)", last)
-	}
-	lo := newBackoff(time.Second, 60*time.Second, func() float64 { return 0 })
-	if d := lo.next(); d != 500*time.Millisecond {
-		t.Fatalf("first wait with rand=0: %v, want 500ms", d)
-	}
-	// A fleet of gateways with independent randomness spreads out.
-	seen := map[time.Duration]bool{}
-	for i := 0; i < 50; i++ {
-		g := newBackoff(time.Second, 60*time.Second, nil)
-		for j := 0; j < 6; j++ {
-			g.next()
-		}
-		seen[g.next().Round(100*time.Millisecond)] = true
-	}
-	if len(seen) < 10 {
-		t.Fatalf("50 gateways' 7th retry fell on only %d distinct 100ms slots: not jittered", len(seen))
-	}
-	b.reset()
-	if d := b.next(); d >= time.Second {
-		t.Fatalf("after reset: %v, want < 1s", d)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edge-agent/edge-agent/agent/backoff"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -75,13 +76,18 @@ type session struct {
 	health  *health
 	log     *slog.Logger
 	handler mqtt.MessageHandler
-	backoff *backoff
+	backoff *backoff.Backoff
 	now     func() time.Time
+
+	// beat is stamped by the loop at least every heartbeatEvery, while it
+	// waits too: the watchdog's proof that the session is not wedged.
+	beat heartbeat
 
 	lost chan error // connection-lost notifications from paho
 
 	outbox     outboxStore   // replies to publish; nil = none
 	outboxWake chan struct{} // the dispatcher queued a reply
+	onBacklog  func()        // replies were acknowledged: what is pending changed
 }
 
 // outboxStore is what the session needs of the store to publish replies.
@@ -98,7 +104,7 @@ func (s *session) wakeOutbox() {
 	}
 }
 
-func newSession(cfg sessionConfig, creds credSource, h *health, log *slog.Logger, handler mqtt.MessageHandler, bo *backoff) *session {
+func newSession(cfg sessionConfig, creds credSource, h *health, log *slog.Logger, handler mqtt.MessageHandler, bo *backoff.Backoff) *session {
 	return &session{cfg: cfg, creds: creds, health: h, log: log, handler: handler, backoff: bo, now: time.Now,
 		lost: make(chan error, 1), outboxWake: make(chan struct{}, 1)}
 }
@@ -110,7 +116,7 @@ func (s *session) options(ep endpoint) *mqtt.ClientOptions {
 		SetUsername(ep.Username).
 		SetPassword(ep.Password).
 		// A stable client id plus CleanSession(false) makes the broker keep
-		// QoS 1 messages while the gateway is away (PITFALLS.md).
+		// QoS 1 messages while the gateway is away (docs/dependencies.md#paho-persistent-session).
 		SetCleanSession(false).
 		// 3.1.1 only: paho's silent fallback to 3.1 hides the real CONNACK code.
 		SetProtocolVersion(4).
@@ -157,6 +163,7 @@ func (s *session) run(ctx context.Context) {
 		cur    endpoint
 	)
 	for {
+		s.beat.stamp()
 		select {
 		case <-s.lost: // a stale notification from the previous connection
 		default:
@@ -189,7 +196,7 @@ func (s *session) run(ctx context.Context) {
 		}
 		err = s.connect(ctx, client)
 		if err == nil {
-			s.backoff.reset()
+			s.backoff.Reset()
 			if ep.CertAsked != nil {
 				ep.CertAsked.Store(false) // a later loss is no certificate refusal
 			}
@@ -232,16 +239,20 @@ func (s *session) run(ctx context.Context) {
 	}
 }
 
-// wait sleeps the next backoff interval; false if ctx ended.
+// wait sleeps the next backoff interval, stamping the heartbeat as it
+// goes; false if ctx ended.
 func (s *session) wait(ctx context.Context, cause string) bool {
-	d := s.backoff.next()
+	d := s.backoff.Next()
 	s.log.Warn("not connected", "cause", cause, "retry_in", d.Round(time.Millisecond))
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
+	for d > 0 {
+		s.beat.stamp()
+		step := min(d, heartbeatEvery)
+		if !s.backoff.SleepFor(ctx, step, nil) {
+			return false
+		}
+		d -= step
 	}
+	return true
 }
 
 // hold keeps a connected session: it publishes the outbox, refreshes the
@@ -253,7 +264,10 @@ func (s *session) hold(ctx context.Context, client mqtt.Client) (lost error, cha
 	go func() { defer close(pubDone); s.publishOutbox(pubCtx, client) }()
 	defer func() { stopPub(); <-pubDone }()
 	retryAt := time.Time{}
+	beat := time.NewTicker(heartbeatEvery)
+	defer beat.Stop()
 	for {
+		s.beat.stamp()
 		var refresh <-chan time.Time
 		var timer *time.Timer
 		if at := s.creds.refreshAt(); !at.IsZero() {
@@ -269,6 +283,9 @@ func (s *session) hold(ctx context.Context, client mqtt.Client) (lost error, cha
 			}
 		}
 		select {
+		case <-beat.C:
+			stop()
+			continue
 		case <-ctx.Done():
 			stop()
 			return nil, false
@@ -294,22 +311,22 @@ func (s *session) hold(ctx context.Context, client mqtt.Client) (lost error, cha
 // connect makes one attempt: CONNECT, SUBSCRIBE (checking the SUBACK), and
 // the retained online status.
 func (s *session) connect(ctx context.Context, client mqtt.Client) error {
-	if err := waitToken(ctx, client.Connect(), connectTimeout+5*time.Second); err != nil {
+	if err := s.waitToken(ctx, client.Connect(), connectTimeout+5*time.Second); err != nil {
 		return err
 	}
 	// Subscribe on every connect: paho's SetResumeSubs does not resubscribe.
 	tok := client.Subscribe(s.cfg.NotifyTopic, 1, nil)
-	if err := waitToken(ctx, tok, opTimeout); err != nil {
+	if err := s.waitToken(ctx, tok, opTimeout); err != nil {
 		client.Disconnect(0)
 		return fmt.Errorf("subscribe %s: %w", s.cfg.NotifyTopic, err)
 	}
-	// A refused subscription is no token error (PITFALLS.md): read the SUBACK.
+	// A refused subscription is no token error (docs/dependencies.md#paho-suback-0x80-is-no-error): read the SUBACK.
 	if code, ok := tok.(*mqtt.SubscribeToken).Result()[s.cfg.NotifyTopic]; !ok || code == 0x80 {
 		client.Disconnect(0)
 		return &subscribeRefusedError{topic: s.cfg.NotifyTopic}
 	}
 	if s.cfg.StatusTopic != "" {
-		if err := waitToken(ctx, client.Publish(s.cfg.StatusTopic, 1, true, statusOnline), opTimeout); err != nil {
+		if err := s.waitToken(ctx, client.Publish(s.cfg.StatusTopic, 1, true, statusOnline), opTimeout); err != nil {
 			s.log.Warn("could not publish online status", "topic", s.cfg.StatusTopic, "err", err)
 		}
 	}
@@ -330,18 +347,26 @@ func (s *session) shutdown(client mqtt.Client) {
 
 var errTimeout = errors.New("timed out waiting for the broker")
 
-// waitToken waits for a paho token, bounded by d and ctx (PITFALLS: prefer
-// WaitTimeout to Wait).
-func waitToken(ctx context.Context, tok mqtt.Token, d time.Duration) error {
+// waitToken waits for a paho token, bounded by d and ctx (prefer a bounded
+// wait to Wait: docs/dependencies.md#paho-half-open-writes), stamping the
+// session's heartbeat meanwhile: a connect of many seconds is slow, not
+// wedged.
+func (s *session) waitToken(ctx context.Context, tok mqtt.Token, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-tok.Done():
-		return tok.Error()
-	case <-t.C:
-		return errTimeout
-	case <-ctx.Done():
-		return ctx.Err()
+	beat := time.NewTicker(heartbeatEvery)
+	defer beat.Stop()
+	for {
+		select {
+		case <-tok.Done():
+			return tok.Error()
+		case <-t.C:
+			return errTimeout
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-beat.C:
+			s.beat.stamp()
+		}
 	}
 }
 
@@ -393,7 +418,7 @@ func (s *session) publishOutbox(ctx context.Context, client mqtt.Client) {
 		}
 		var acked []uint64
 		for i, tok := range toks {
-			if err := waitToken(ctx, tok, opTimeout); err != nil {
+			if err := s.waitToken(ctx, tok, opTimeout); err != nil {
 				if ctx.Err() == nil {
 					s.log.Warn("reply not acknowledged; will retry", "topic", msgs[i].Topic, "err", err)
 				}
@@ -403,6 +428,8 @@ func (s *session) publishOutbox(ctx context.Context, client mqtt.Client) {
 		}
 		if err := s.outbox.DeleteOutbox(acked...); err != nil {
 			s.log.Error("delete acknowledged replies", "err", err)
+		} else if len(acked) > 0 && s.onBacklog != nil {
+			s.onBacklog()
 		}
 		if len(acked) < len(msgs) {
 			select {

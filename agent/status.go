@@ -9,7 +9,7 @@ import (
 )
 
 // Status is the status document: `edge-agent status -json` prints it and the
-// agent.status command returns it. The field names are fixed by DESIGN.md;
+// agent.status command returns it. The field names are fixed by docs/design.md#status-document;
 // nothing in it is secret.
 type Status struct {
 	Version   string                 `json:"version"`
@@ -78,38 +78,29 @@ type statusSource struct {
 	ingest  *ingestStats
 }
 
-// state is the status LED's state now, and the store figures it came from.
-func (s *statusSource) state() (string, store.Stats, int, healthSnapshot) {
-	snap := s.health.snapshot()
-	st, err := s.db.Stats()
-	if err != nil {
-		// The store's error outranks the connection's: it is why nothing
-		// is being acknowledged.
-		snap.StorageErr = "store: " + err.Error()
-	}
-	out, err := s.db.OutboxLen()
-	if err != nil {
-		snap.StorageErr = "store: " + err.Error()
-	}
-	return snap.state(st.Pending + out), st, out, snap
-}
-
 func (s *statusSource) build() Status {
-	state, st, out, snap := s.state()
+	snap := s.health.snapshot()
 	doc := Status{
 		Version:   s.version,
 		DeviceID:  s.cfg.DeviceID,
-		State:     state,
+		State:     snap.State,
 		Connected: snap.Connected,
 		Broker:    snap.Broker,
 		ClientID:  s.sc.ClientID,
 		Since:     snap.Since.UTC(),
-		Inbox:     InboxStatus{Total: st.Total, Pending: st.Pending, LastSeq: st.LastSeq, Bytes: st.Bytes},
-		Outbox:    OutboxStatus{Pending: out},
 		Relays:    map[string]RelayStatus{},
 		LEDs:      map[string]string{},
-		LastError: snap.lastError(),
+		LastError: snap.LastError,
 		Uptime:    time.Since(processStart).Round(time.Second).String(),
+	}
+	// The counts are read for the document; the state is health's alone.
+	st, err := s.db.Stats()
+	if err == nil {
+		doc.Inbox = InboxStatus{Total: st.Total, Pending: st.Pending, LastSeq: st.LastSeq, Bytes: st.Bytes}
+		doc.Outbox.Pending, err = s.db.OutboxLen()
+	}
+	if err != nil && doc.LastError == "" {
+		doc.LastError = "store: " + err.Error()
 	}
 	if s.ingest != nil {
 		in, last := s.ingest.status()
@@ -132,7 +123,7 @@ func (s *statusSource) build() Status {
 	if s.leds != nil {
 		// The state just computed, on the LEDs before they are read: the
 		// document never says "backlog" beside a status LED showing "ok".
-		doc.LEDs = s.leds.Show(state)
+		doc.LEDs = s.leds.Show(snap.State)
 	}
 	return doc
 }

@@ -23,7 +23,7 @@ func tlsConfig(m config.MQTT, certAsked *atomic.Bool) (*tls.Config, error) {
 	}
 	if tc.ServerName == "" {
 		// Set explicitly: paho dials with the host as given, and for an IP
-		// the name to verify must be the IP (PITFALLS.md).
+		// the name to verify must be the IP (docs/dependencies.md#paho-tls-servername-and-minversion).
 		tc.ServerName = m.Broker.Host
 	}
 	if m.CAFile != "" {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/agenttest"
+	"github.com/edge-agent/edge-agent/hw/led"
 )
 
 const (
@@ -225,7 +226,7 @@ func TestBootstrapServiceFaults(t *testing.T) {
 			r, acct := newBootstrapRig(t)
 			acct.set(func(a *accountService) { a.mode = tc.mode })
 			p := r.startAgent()
-			st := r.waitStatus(40*time.Second, func(s agent.Status) bool { return s.State == agent.StateBootstrap && s.LastError != "" })
+			st := r.waitStatus(40*time.Second, func(s agent.Status) bool { return s.State == led.StateBootstrap && s.LastError != "" })
 			t.Logf("last_error: %s", st.LastError)
 			if !strings.Contains(st.LastError, tc.want) || st.Connected {
 				t.Fatalf("state %q last_error %q, want bootstrap naming %q", st.State, st.LastError, tc.want)
@@ -248,7 +249,7 @@ func TestBootstrapRefusedLogin(t *testing.T) {
 	os.WriteFile(filepath.Join(r.dir, "account.pass"), []byte("wrong-password\n"), 0o600)
 	p := r.startAgent()
 	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.LastError != "" })
-	if st.State != agent.StateAuth || !strings.Contains(st.LastError, "login") || !strings.Contains(st.LastError, "401") {
+	if st.State != led.StateAuth || !strings.Contains(st.LastError, "login") || !strings.Contains(st.LastError, "401") {
 		t.Fatalf("state %q last_error %q, want auth naming login and 401", st.State, st.LastError)
 	}
 	os.WriteFile(filepath.Join(r.dir, "account.pass"), []byte(acctPass+"\n"), 0o600)
@@ -271,7 +272,7 @@ func TestBootstrapCacheTiedToAccount(t *testing.T) {
 	r.extra = strings.Replace(r.extra, "appId=app1", "appId=app2", 1)
 	r.writeConfig(nil)
 	p = r.startAgent()
-	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.State == agent.StateBootstrap && s.LastError != "" })
+	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.State == led.StateBootstrap && s.LastError != "" })
 	if st.Connected || strings.Contains(p.Log(), "using cached credentials") || !strings.Contains(p.Log(), "cached credentials not used") {
 		t.Fatalf("connected=%v with the other account's cache; log:\n%s", st.Connected, p.Log())
 	}

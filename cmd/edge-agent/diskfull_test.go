@@ -10,6 +10,7 @@ import (
 
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/agenttest"
+	"github.com/edge-agent/edge-agent/hw/led"
 )
 
 // TestDiskFullShowsStorageAndLosesNothing puts data_dir on a small real file
@@ -44,13 +45,13 @@ func TestDiskFullShowsStorageAndLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent++
-		if st, err := r.status(); err == nil && st.State == agent.StateStorage {
+		if st, err := r.status(); err == nil && st.State == led.StateStorage {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	st := r.waitStatus(10*time.Second, func(s agent.Status) bool { return s.LEDs["status"] == agent.StateStorage })
-	if st.State != agent.StateStorage || st.LEDs["fault"] != "on" || st.LastError == "" {
+	st := r.waitStatus(10*time.Second, func(s agent.Status) bool { return s.LEDs["status"] == led.StateStorage })
+	if st.State != led.StateStorage || st.LEDs["fault"] != "on" || st.LastError == "" {
 		t.Fatalf("disk full: state %q leds %v last_error %q", st.State, st.LEDs, st.LastError)
 	}
 	if !st.Relays["lamp"].On {
@@ -62,7 +63,7 @@ func TestDiskFullShowsStorageAndLosesNothing(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	r.waitStatus(30*time.Second, func(s agent.Status) bool { return s.State == agent.StateOK })
+	r.waitStatus(30*time.Second, func(s agent.Status) bool { return s.State == led.StateOK })
 	recs, err := r.export()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/agenttest"
 	"github.com/edge-agent/edge-agent/agent/control"
+	"github.com/edge-agent/edge-agent/hw/led"
 )
 
 // payloadFor makes message i's payload: numbered text, and every seventh
@@ -195,16 +196,16 @@ func TestRefusedConnectionsSayWhy(t *testing.T) {
 	}{
 		{"wrong password", func(r *rig) map[string]string {
 			return map[string]string{"password_file": "", "password": `"not-the-password"`}
-		}, agent.StateAuth, "refused the credentials"},
+		}, led.StateAuth, "refused the credentials"},
 		{"wrong CA", func(r *rig) map[string]string {
 			return map[string]string{"ca_file": fmt.Sprintf("%q", r.pki.OtherCAFile)}
-		}, agent.StateAuth, "mqtt.ca_file"},
+		}, led.StateAuth, "mqtt.ca_file"},
 		{"wrong host name", func(r *rig) map[string]string {
 			return map[string]string{"server_name": `"wrong.example"`}
-		}, agent.StateAuth, "server_name"},
+		}, led.StateAuth, "server_name"},
 		{"broker down", func(r *rig) map[string]string {
 			return map[string]string{"broker": `"tls://127.0.0.1:1"`}
-		}, agent.StateConnecting, "unreachable"},
+		}, led.StateConnecting, "unreachable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, agenttest.MosquittoOptions{})
@@ -237,7 +238,7 @@ func TestPasswordFileFixedAfterAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := r.startAgent()
-	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.State == agent.StateAuth })
+	st := r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.State == led.StateAuth })
 	if !strings.Contains(st.LastError, "refused the credentials") || !strings.Contains(st.LastError, "mqtt.password_file") {
 		t.Fatalf("last_error %q, want a refusal naming mqtt.password_file", st.LastError)
 	}
@@ -339,7 +340,7 @@ func TestMutualTLS(t *testing.T) {
 	r.writeConfig(nil)
 	r.startAgent()
 	st := r.waitStatus(10*time.Second, func(s agent.Status) bool { return s.LastError != "" })
-	if st.Connected || st.State != agent.StateAuth || !strings.Contains(st.LastError, "client certificate") {
+	if st.Connected || st.State != led.StateAuth || !strings.Contains(st.LastError, "client certificate") {
 		t.Fatalf("without a client certificate: connected=%v state=%q last_error=%q", st.Connected, st.State, st.LastError)
 	}
 }

@@ -57,6 +57,13 @@ func Play(l LEDs, clock Clock, each time.Duration, announce func(state string)) 
 // blocks until done. Requests made meanwhile (SetState, Identify) take
 // effect afterwards; flashes are absorbed. Close cuts a test short.
 func (p *Panel) Play(each time.Duration, announce func(state string)) error {
+	return p.PlayUntil(nil, each, announce)
+}
+
+// PlayUntil is Play that a close of stop also cuts short (nil: only
+// Close does): a daemon that is stopping ends a running `led test`
+// without closing the panel under it.
+func (p *Panel) PlayUntil(stop <-chan struct{}, each time.Duration, announce func(state string)) error {
 	if !p.playing.CompareAndSwap(false, true) {
 		return ErrBusy
 	}
@@ -69,7 +76,21 @@ func (p *Panel) Play(each time.Duration, announce func(state string)) error {
 	}
 	defer close(l.back)
 	<-l.ready // the goroutine has let go of the LEDs until l.back closes
-	return play(p.leds, p.clock, each, announce, p.done)
+	cut := p.done
+	if stop != nil {
+		either, finished := make(chan struct{}), make(chan struct{})
+		defer close(finished)
+		go func() {
+			defer close(either)
+			select {
+			case <-stop:
+			case <-p.done:
+			case <-finished:
+			}
+		}()
+		cut = either
+	}
+	return play(p.leds, p.clock, each, announce, cut)
 }
 
 // play shows PlayOrder on leds; a close of stop cuts it short.
