@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
 	"os"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/backoff"
 	"github.com/edge-agent/edge-agent/agent/config"
 )
 
@@ -68,9 +68,11 @@ type Options struct {
 	// Fetch gives up; default 4. Only network errors, timeouts, HTTP 408,
 	// 429 and 5xx are tried again.
 	Attempts int
-	// Backoff is the wait after the n-th failed attempt (n from 1);
-	// default exponential from 1s, capped at 30s, with jitter.
-	Backoff func(n int) time.Duration
+	// Backoff paces the attempts of each request (a fresh copy each);
+	// the zero value is DefaultBackoff: from 1s, doubling, capped at 30s,
+	// jittered so a fleet that lost the service together does not return
+	// to it in lockstep.
+	Backoff backoff.Backoff
 	// HTTPClient replaces the client New builds (then CAFile is unused).
 	// The default trusts CAFile or the system roots, requires TLS 1.2,
 	// honours HTTPS_PROXY, and does not follow redirects.
@@ -127,7 +129,7 @@ func New(o Options) (*Client, error) {
 	if c.o.Attempts <= 0 {
 		c.o.Attempts = DefaultAttempts
 	}
-	if c.o.Backoff == nil {
+	if c.o.Backoff.Min == 0 {
 		c.o.Backoff = DefaultBackoff
 	}
 	if c.o.Now == nil {
@@ -215,18 +217,8 @@ func httpClient(caFile string) (*http.Client, error) {
 	}, nil
 }
 
-// DefaultBackoff waits after the n-th failed attempt a time drawn uniformly
-// from [d/2, d), where d is 1s doubled n-1 times and capped at 30s. The
-// jitter keeps a fleet that lost the service together from returning to it
-// in lockstep.
-func DefaultBackoff(n int) time.Duration {
-	d := 30 * time.Second
-	if n < 6 {
-		d = min(time.Second<<max(n-1, 0), d)
-	}
-	half := d / 2
-	return half + time.Duration(rand.Float64()*float64(half))
-}
+// DefaultBackoff is Options.Backoff's default.
+var DefaultBackoff = backoff.Backoff{Min: time.Second, Max: 30 * time.Second, Jitter: true}
 
 // Fetch logs in and asks loadBalance for the broker and the MQTT
 // credentials. Its error is always an *Error.
@@ -354,6 +346,7 @@ func (c *Client) do(ctx context.Context, step, loc string, red redactor,
 	newReq func(context.Context) (*http.Request, error),
 	parse func(root any, start time.Time) *Error,
 ) error {
+	bo := c.o.Backoff // a fresh sequence for this step
 	for n := 1; ; n++ {
 		start := c.o.Now()
 		root, status, e := c.once(ctx, newReq, red)
@@ -368,12 +361,8 @@ func (c *Client) do(ctx context.Context, step, loc string, red redactor,
 		if e.kind != kindUnreachable || n >= c.o.Attempts {
 			return e
 		}
-		t := time.NewTimer(c.o.Backoff(n))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !bo.Sleep(ctx, nil) {
 			return &Error{Step: step, URL: loc, Attempts: n, Msg: "cancelled", err: ctx.Err(), kind: kindCancelled}
-		case <-t.C:
 		}
 	}
 }

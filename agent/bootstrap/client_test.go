@@ -7,11 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+
+	"github.com/edge-agent/edge-agent/agent/backoff"
 )
 
 // The requests are exactly what the seed script sent.
@@ -276,8 +279,8 @@ func TestRetryRecovers(t *testing.T) {
 			goodLB(w, r, n)
 		})
 	o := s.options()
-	var waits []int
-	o.Backoff = func(n int) time.Duration { waits = append(waits, n); return time.Millisecond }
+	clk := &waitLog{}
+	o.Backoff = backoff.Backoff{Min: time.Second, Max: time.Minute, Clock: clk}
 	cr, err := newClient(t, o).Fetch(context.Background())
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
@@ -288,21 +291,10 @@ func TestRetryRecovers(t *testing.T) {
 	if logins, lbs := s.counts(); logins != 3 || lbs != 2 {
 		t.Errorf("requests: %d login, %d loadBalance; want 3, 2", logins, lbs)
 	}
-	if want := []int{1, 2, 1}; !equalInts(waits, want) {
-		t.Errorf("backoff called with %v, want %v", waits, want)
+	// Login failed twice (waits 1s, 2s), loadBalance once (a fresh 1s).
+	if want := []time.Duration{time.Second, 2 * time.Second, time.Second}; !slices.Equal(clk.asked, want) {
+		t.Errorf("waits %v, want %v", clk.asked, want)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // A bad answer is not retried and names the step and the field.
@@ -435,7 +427,7 @@ func TestConnectionRefused(t *testing.T) {
 	o := Options{
 		LoginURL: "https://" + addr + loginPath + "?" + loginQuery, LoadBalanceURL: "https://" + addr + lbPath,
 		Username: accountUser, Password: password, CAFile: pki.CAFile,
-		Timeout: time.Second, Backoff: func(int) time.Duration { return time.Millisecond },
+		Timeout: time.Second, Backoff: backoff.Backoff{Min: time.Millisecond, Max: time.Millisecond},
 	}
 	_, err = newClient(t, o).Fetch(context.Background())
 	e := asError(t, err)
@@ -452,7 +444,7 @@ func TestConnectionRefused(t *testing.T) {
 func TestCancel(t *testing.T) {
 	s := newService(t, fixed(500, ""), nil)
 	o := s.options()
-	o.Backoff = func(int) time.Duration { return time.Hour }
+	o.Backoff = backoff.Backoff{Min: time.Hour, Max: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -542,7 +534,7 @@ func TestTLSVerified(t *testing.T) {
 			o := Options{
 				LoginURL: base + loginPath + "?" + loginQuery, LoadBalanceURL: base + lbPath,
 				Username: accountUser, Password: password, CAFile: pki.CAFile,
-				Timeout: 2 * time.Second, Backoff: func(int) time.Duration { return time.Millisecond },
+				Timeout: 2 * time.Second, Backoff: backoff.Backoff{Min: time.Millisecond, Max: time.Millisecond},
 			}
 			switch tt.caFile {
 			case "-":
@@ -651,4 +643,14 @@ func TestNewValidates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitLog is a backoff clock that records each wait and passes it at once.
+type waitLog struct{ asked []time.Duration }
+
+func (w *waitLog) NewTimer(d time.Duration) (<-chan time.Time, func()) {
+	w.asked = append(w.asked, d)
+	ch := make(chan time.Time, 1)
+	ch <- time.Time{}
+	return ch, func() {}
 }

@@ -84,12 +84,10 @@ func TestMD5Hex(t *testing.T) {
 }
 
 func TestDefaultBackoff(t *testing.T) {
-	for n, d := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 5: 16 * time.Second,
-		6: 30 * time.Second, 7: 30 * time.Second, 100: 30 * time.Second} {
-		for range 50 {
-			if got := DefaultBackoff(n); got < d/2 || got >= d {
-				t.Fatalf("DefaultBackoff(%d) = %v, want in [%v, %v)", n, got, d/2, d)
-			}
+	b := DefaultBackoff
+	for n, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second} {
+		if got := b.Next(); got < d/2 || got >= d {
+			t.Fatalf("wait %d = %v, want in [%v, %v)", n+1, got, d/2, d)
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/agenttest"
+
+	"github.com/edge-agent/edge-agent/agent/backoff"
 )
 
 // The secrets every test uses; checkSecrets asserts that no error carries
@@ -207,7 +209,7 @@ func (s *service) options() Options {
 		Password:       password,
 		CAFile:         pki.CAFile,
 		Timeout:        2 * time.Second,
-		Backoff:        func(int) time.Duration { return time.Millisecond },
+		Backoff:        backoff.Backoff{Min: time.Millisecond, Max: time.Millisecond},
 	}
 }
 
