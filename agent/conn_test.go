@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,7 +134,13 @@ func TestWriteCoalescerCloseBoundedByStuckPeer(t *testing.T) {
 			_, werr = w.Write(chunk) // fills socket buffers, then blocks
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Wait until the buffer is full: the writer is then blocked in Write.
+	for full := false; !full; {
+		w.mu.Lock()
+		full = len(w.buf)+32<<10 > coalesceMax
+		w.mu.Unlock()
+		runtime.Gosched()
+	}
 	start := time.Now()
 	w.Close()
 	if took := time.Since(start); took > closeFlushTimeout+2*time.Second {

@@ -42,7 +42,10 @@ func TestRelayHardwareErrorReplies(t *testing.T) {
 	}
 	d.drain(context.Background())
 
-	out, _ := db.Outbox(0, 10)
+	out, err := db.Outbox(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(out) != 1 {
 		t.Fatalf("%d replies, want 1", len(out))
 	}
@@ -51,21 +54,28 @@ func TestRelayHardwareErrorReplies(t *testing.T) {
 		OK    bool
 		Error struct{ Code, Message string }
 	}
-	json.Unmarshal(out[0].Payload, &rep)
+	if err := json.Unmarshal(out[0].Payload, &rep); err != nil {
+		t.Fatalf("reply %s: %v", out[0].Payload, err)
+	}
 	if rep.ID != "h1" || rep.OK || rep.Error.Code != codeHardware {
 		t.Fatalf("reply %s", out[0].Payload)
 	}
 	if st, _ := bank.State("pump"); st.On {
 		t.Fatal("bank says on after a failed write")
 	}
-	if rs, _ := db.Relays(); rs["pump"].On {
-		t.Fatal("store says on after a failed write")
+	rs, err := db.Relays()
+	if err != nil {
+		t.Fatal(err)
 	}
-	c, ok, _ := db.LookupCommand("h1")
-	if !ok || !c.Done || c.Seq != seqs[0] {
-		t.Fatalf("command %+v %v", c, ok)
+	if st, ok := rs["pump"]; !ok || st.On {
+		t.Fatalf("store has pump %+v (recorded %v) after a failed write, want recorded off", st, ok)
 	}
-	if st, _ := db.Stats(); st.Pending != 0 {
-		t.Fatal("record still pending")
+	c, ok, err := db.LookupCommand("h1")
+	if err != nil || !ok || !c.Done || c.Seq != seqs[0] {
+		t.Fatalf("command %+v %v %v", c, ok, err)
+	}
+	st, err := db.Stats()
+	if err != nil || st.Pending != 0 {
+		t.Fatalf("stats %+v, %v: want the record handled", st, err)
 	}
 }

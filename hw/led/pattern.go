@@ -84,9 +84,9 @@ func flashes(n int) []Step {
 	return append(s, Step{On: false, D: cycle - used})
 }
 
-// PatternFor is the status LED's pattern for a state named as in
+// patternFor is the status LED's pattern for a state named as in
 // docs/design.md#status-leds.
-func PatternFor(state string) (Pattern, bool) {
+func patternFor(state string) (Pattern, bool) {
 	i := stateIndex(state)
 	if i < 0 {
 		return Pattern{}, false
@@ -94,8 +94,8 @@ func PatternFor(state string) (Pattern, bool) {
 	return byState[i].clone(), true
 }
 
-// IdentifyPattern is what all LEDs play during Identify.
-func IdentifyPattern() Pattern { return identify.clone() }
+// identifyPattern is what all LEDs play during Identify.
+func identifyPattern() Pattern { return identify.clone() }
 
 // States lists the state names in order of severity, most severe first: when
 // several hold, the first of them is the one to show.
@@ -107,9 +107,9 @@ func States() []string {
 	return s
 }
 
-// Worst is the most severe of states (unknown names are ignored); "ok" when
+// worst is the most severe of states (unknown names are ignored); "ok" when
 // there is none.
-func Worst(states ...string) string {
+func worst(states ...string) string {
 	best := len(byState) - 1
 	for _, s := range states {
 		if i := stateIndex(s); i >= 0 && i < best {

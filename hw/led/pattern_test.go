@@ -20,8 +20,8 @@ func TestStatesInSeverityOrder(t *testing.T) {
 		{[]string{"ok", "config", "storage"}, "config"},
 		{[]string{"auth", "bootstrap", "nonsense"}, "auth"},
 	} {
-		if got := Worst(c.in...); got != c.want {
-			t.Errorf("Worst(%v) = %q, want %q", c.in, got, c.want)
+		if got := worst(c.in...); got != c.want {
+			t.Errorf("worst(%v) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
@@ -44,9 +44,9 @@ func TestPatternsMatchTheDesign(t *testing.T) {
 		{"storage", 2000 * ms, 3, 450 * ms},
 		{"config", 100 * ms, 1, 50 * ms},
 	} {
-		p, ok := PatternFor(c.state)
+		p, ok := patternFor(c.state)
 		if !ok || p.Name != c.state || p.Look == "" {
-			t.Fatalf("PatternFor(%q) = %+v, %t", c.state, p, ok)
+			t.Fatalf("patternFor(%q) = %+v, %t", c.state, p, ok)
 		}
 		if c.period == 0 {
 			if !p.steady() || !p.Steps[0].On {
@@ -78,16 +78,16 @@ func TestPatternsMatchTheDesign(t *testing.T) {
 			t.Errorf("%s: starts dark; a new state must show at once", c.state)
 		}
 	}
-	if _, ok := PatternFor("nonsense"); ok {
-		t.Error(`PatternFor("nonsense") ok`)
+	if _, ok := patternFor("nonsense"); ok {
+		t.Error(`patternFor("nonsense") ok`)
 	}
 	// Callers get a copy.
-	p, _ := PatternFor("connecting")
+	p, _ := patternFor("connecting")
 	p.Steps[0].D = time.Hour
-	if q, _ := PatternFor("connecting"); q.Steps[0].D != 500*ms {
-		t.Error("PatternFor returned the package's own steps")
+	if q, _ := patternFor("connecting"); q.Steps[0].D != 500*ms {
+		t.Error("patternFor returned the package's own steps")
 	}
-	if id := IdentifyPattern(); id.period() != 200*ms {
+	if id := identifyPattern(); id.period() != 200*ms {
 		t.Errorf("identify period %v, want 200ms (5 Hz)", id.period())
 	}
 }
@@ -104,7 +104,7 @@ func TestFaultOn(t *testing.T) {
 // at keeps to the clock: a wake-up late by several steps lands in the right
 // step with the right next change.
 func TestPatternAtIsClockBased(t *testing.T) {
-	p, _ := PatternFor("storage") // on 150, off 250, on 150, off 250, on 150, off 1050
+	p, _ := patternFor("storage") // on 150, off 250, on 150, off 250, on 150, off 1050
 	t0 := time.Unix(1000, 0)
 	ms := time.Millisecond
 	for _, c := range []struct {
