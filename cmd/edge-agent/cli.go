@@ -13,32 +13,27 @@ import (
 	"text/tabwriter"
 	"time"
 
-	toml "github.com/pelletier/go-toml/v2"
-
 	"github.com/edge-agent/edge-agent/agent"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/control"
 	"github.com/edge-agent/edge-agent/hw/led"
 )
 
-// dataDir reads only data_dir from the configuration: the CLI verbs need
-// nothing else, and must work for an operator who may read the config but
-// not the secret files it points at.
+// dataDir reads only data_dir from the configuration, leniently: the CLI
+// verbs need nothing else, must work for an operator who may read the
+// config but not the secret files it points at, and must find the socket of
+// an agent that refused the file and shows its config state. A relative
+// data_dir is relative to the file, as run reads it.
 func dataDir(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("read config: %w (pass -config PATH)", err)
 	}
-	var c struct {
-		DataDir string `toml:"data_dir"`
-	}
-	if err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c); err != nil {
+	l, err := config.ParseLenient(b, path)
+	if err != nil {
 		return "", fmt.Errorf("%s: %w (run: edge-agent config check -config %s)", path, err, path)
 	}
-	if c.DataDir == "" {
-		c.DataDir = config.DefaultDataDir
-	}
-	return c.DataDir, nil
+	return l.DataDir, nil
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
