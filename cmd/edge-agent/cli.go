@@ -72,11 +72,23 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 
 func printStatus(w io.Writer, st agent.Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprintf(tw, "state\t%s\n", st.State)
+	if h := control.Hint(st.State); h != "" && st.State != led.StateOK {
+		fmt.Fprintf(tw, "check first\t%s\n", h)
+	}
+	if st.State == led.StateConfig {
+		// run refused its configuration: there is no connection, store
+		// or relay to show, only the LEDs and why.
+		printLEDs(tw, st)
+		printLines(tw, "config errors", st.LastError)
+		fmt.Fprintf(tw, "version\t%s\n", st.Version)
+		return
+	}
 	conn := "no"
 	if st.Connected {
 		conn = "yes"
 	}
-	fmt.Fprintf(tw, "state\t%s\n", st.State)
 	fmt.Fprintf(tw, "connected\t%s (since %s, %s)\n", conn, st.Since.Format(time.RFC3339), ago(st.Since))
 	fmt.Fprintf(tw, "broker\t%s\n", st.Broker)
 	fmt.Fprintf(tw, "client id\t%s\n", st.ClientID)
@@ -107,18 +119,32 @@ func printStatus(w io.Writer, st agent.Status) {
 		}
 		fmt.Fprintf(tw, "relay %s\t%s (since %s%s)\n", n, on, r.Since.Format(time.RFC3339), until)
 	}
+	printLEDs(tw, st)
+	last := st.LastError
+	if last == "" {
+		last = "-"
+	}
+	printLines(tw, "last error", last)
+	fmt.Fprintf(tw, "version\t%s\n", st.Version)
+}
+
+func printLEDs(tw io.Writer, st agent.Status) {
 	for _, n := range []string{"status", "activity", "fault"} {
 		if p, ok := st.LEDs[n]; ok {
 			fmt.Fprintf(tw, "led %s\t%s\n", n, p)
 		}
 	}
-	last := st.LastError
-	if last == "" {
-		last = "-"
+}
+
+// printLines writes a value of several lines under its name, each line in
+// the value column (escaped: it may quote a file).
+func printLines(tw io.Writer, name, value string) {
+	for i, line := range strings.Split(value, "\n") {
+		if i > 0 {
+			name = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", name, control.PrintableLine(line))
 	}
-	fmt.Fprintf(tw, "last error\t%s\n", last)
-	fmt.Fprintf(tw, "version\t%s\n", st.Version)
-	tw.Flush()
 }
 
 // fmtDur writes whole hours and minutes as 1h and 5m, not 1h0m0s.

@@ -111,8 +111,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "edge-agent: refusing to start, the configuration is invalid:\n%v\n", err)
 		// Stay up blinking the status LED if there is one, so a technician
-		// sees it; exit 1 either way.
-		if err := agent.ShowConfigState(ctx, *path, log); err != nil && !errors.Is(err, agent.ErrNoConfigLED) {
+		// sees it, and answer status on the control socket meanwhile; exit
+		// 1 either way. Without a status LED there is nothing to stay up
+		// for: the exit and the message above are what systemd shows.
+		opts := agent.Options{Version: version, Logger: log}
+		if err := agent.ShowConfigState(ctx, *path, configProblems(*path, err), opts); err != nil && !errors.Is(err, agent.ErrNoConfigLED) {
 			log.Error("cannot show the config state on the LEDs", "err", err)
 		}
 		return exitFailure
@@ -144,12 +147,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		var probs *config.Errors
-		if errors.As(err, &probs) {
-			fmt.Fprintln(stdout, err)
-		} else {
-			fmt.Fprintf(stdout, "%s: %v\n", *path, err)
-		}
+		fmt.Fprintln(stdout, configProblems(*path, err))
 		return exitFailure
 	}
 	for _, w := range cfg.Warnings() {
@@ -157,4 +155,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return exitOK
+}
+
+// configProblems is what config check prints about a file Load refused:
+// one line per problem (none holds a secret), or the file's name and why
+// it could not be read. A refused run serves the same text as its status.
+func configProblems(path string, err error) string {
+	var probs *config.Errors
+	if errors.As(err, &probs) {
+		return err.Error()
+	}
+	return fmt.Sprintf("%s: %v", path, err)
 }
