@@ -29,6 +29,10 @@ type hostile struct {
 
 func str(s string) *string { return &s }
 
+// maxCommandBytes is the largest command the agent accepts (agent/command.go);
+// a possible command over it is refused as it is stored.
+const maxCommandBytes = 64 << 10
+
 const hostileRelays = `
 [[relay]]
 name = "lamp"
@@ -283,23 +287,42 @@ func runHostile(e *env, p params, r *result) {
 			break
 		}
 	}
-	// One reply per command, in order.
+	// One reply per command. A payload over 64 KiB is refused as it is
+	// stored, its reply queued in the same commit; the others are answered
+	// by the dispatcher after it. Each of the two kinds is answered in
+	// order; between them, a refusal on arrival may overtake a dispatched
+	// reply to an earlier payload.
 	replies, raw := rl.snapshot()
 	if len(replies) != wantReplies {
 		r.fail("%d replies, want %d", len(replies), wantReplies)
 	}
-	j := 0
-	bad := 0
+	var onArrival, dispatched []hostile
 	for _, c := range all {
-		if !c.reply {
-			continue
+		switch {
+		case !c.reply:
+		case len(c.payload) > maxCommandBytes:
+			onArrival = append(onArrival, c)
+		default:
+			dispatched = append(dispatched, c)
 		}
-		if j >= len(replies) {
-			break
-		}
+	}
+	bad := 0
+	for j := range replies {
 		got, gotRaw := replies[j], raw[j]
-		j++
-		problem := checkReply(c, got)
+		var c hostile
+		problem := ""
+		switch {
+		case len(onArrival) > 0 && checkReply(onArrival[0], got) == "":
+			c, onArrival = onArrival[0], onArrival[1:]
+		case len(dispatched) > 0:
+			c, dispatched = dispatched[0], dispatched[1:]
+			problem = checkReply(c, got)
+		case len(onArrival) > 0:
+			c, onArrival = onArrival[0], onArrival[1:]
+			problem = checkReply(c, got)
+		default:
+			c.name, problem = "?", "a reply no command was waiting for"
+		}
 		// A refusal quotes the sender's words, bounded: the id (128
 		// bytes) and 512 bytes of message, escaped.
 		if problem == "" && got["ok"] == false && len(gotRaw) > 8<<10 {

@@ -2,7 +2,9 @@
 // agent binary against real mosquitto brokers and breaks things the way the
 // field does — SIGKILL at random instants and inside the commit path, broker
 // crashes and outages, network partitions in network namespaces, a full
-// loop-mounted ext4, hostile payloads, broken TLS — then checks each
+// loop-mounted ext4, hostile payloads, messages of tens of MB and retained
+// commands, a flood of large messages, an abused control socket, broken
+// TLS — then checks each
 // guarantee of DESIGN.md ("Guarantees") and prints the figures.
 //
 // `make faults` runs the bounded version (CI); `make faults SOAK=30m` runs
@@ -65,6 +67,12 @@ type params struct {
 	spreadN     int           // agents measuring reconnect spread
 	brokerDown  time.Duration // broker down before the spread measurement
 	hostileRand int           // generated hostile payloads on top of the fixed ones
+	oversizeN   int           // oversize: messages over max_message_size
+	oversizeSz  int           // oversize: their size in bytes
+	floodN      int           // bigflood: messages just under max_message_size
+	floodSize   int           // bigflood: their size in bytes
+	sockBytes   int64         // socket: a request line without a newline
+	sockIdle    int           // socket: idle clients held open
 }
 
 type scenario struct {
@@ -81,6 +89,10 @@ var scenarios = []scenario{
 	{"partition", "network partition in namespaces with nftables: half-open detected, queue delivered after heal", runPartition},
 	{"diskfull", "data_dir on a small loop-mounted ext4, filled up and freed, with a SIGKILL while full", runDiskFull},
 	{"hostile", "hostile payloads through the broker", runHostile},
+	{"oversize", "messages of tens of MB, over max_message_size, beside a normal stream", runOversize},
+	{"retained", "a retained relay.set delivered at each subscription", runRetained},
+	{"bigflood", "a flood of messages just under max_message_size", runBigFlood},
+	{"socket", "the control socket abused: a line without a newline, idle clients", runSocket},
 	{"tls", "broken TLS: expired, wrong host, self-signed, rejected client certificate, TLS 1.1 only", runTLS},
 }
 
@@ -99,7 +111,8 @@ func main() {
 		*seed = uint64(time.Now().UnixNano())
 	}
 	p := params{seed: *seed, soak: *soak, kills: 50, outage: 2 * time.Minute, partition: 25 * time.Second,
-		spreadN: 16, brokerDown: 4 * time.Second, hostileRand: 1000}
+		spreadN: 16, brokerDown: 4 * time.Second, hostileRand: 1000,
+		oversizeN: 5, oversizeSz: 20_000_000, floodN: 200, floodSize: 900 << 10, sockBytes: 8 << 20, sockIdle: 200}
 	if *soak > 0 {
 		// Each scenario gets a share of the soak; the power scenario about
 		// a third, at ~0.35 s per kill (measured).
@@ -109,6 +122,9 @@ func main() {
 		p.spreadN = 40
 		p.brokerDown = 20 * time.Second
 		p.hostileRand = 20000
+		p.oversizeN, p.oversizeSz = 20, 50_000_000
+		p.floodN = 400 // 360 MB: under the 400 MiB retain_bytes the scenario sets
+		p.sockBytes, p.sockIdle = 600<<20, 1000
 	}
 	if *kills > 0 {
 		p.kills = *kills
@@ -289,6 +305,10 @@ var summaryKeys = []struct{ key, label string }{
 	{"spread", "reconnect spread after a broker restart"},
 	{"disk", "disk full: stored after space freed"},
 	{"hostile", "hostile payloads stored / answered"},
+	{"oversize", "messages over max_message_size"},
+	{"retained", "retained command"},
+	{"bigflood", "flood of messages just under the limit"},
+	{"socket", "control socket abuse"},
 	{"tls", "broken TLS cases never connected"},
 }
 

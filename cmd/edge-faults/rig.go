@@ -337,6 +337,10 @@ type status struct {
 	LEDs             map[string]string `json:"leds"`
 	LastError        string            `json:"last_error"`
 	StoredSinceStart uint64            `json:"stored_since_start"`
+	Ingest           struct {
+		Oversize uint64 `json:"oversize"`
+		Refused  uint64 `json:"refused"`
+	} `json:"ingest"`
 }
 
 func getStatus(dataDir string) (status, error) {
