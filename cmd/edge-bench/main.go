@@ -39,26 +39,30 @@ const (
 
 // sizes are the message counts of each phase.
 type sizes struct {
-	backlog    int           // backlog drain
-	flood      int           // live flood
-	paced      int           // publish→stored at 100/s
-	commands   int           // commands at 100/s
-	startups   int           // start-up samples per run, on an existing store
-	idle       time.Duration // idle RSS is read this long after start
-	scaleMid   int           // records prefilled, middle case
-	scaleBig   int           // records prefilled, large case
-	scaleDrain int           // backlog drained into each prefilled store
+	backlog      int           // backlog drain
+	flood        int           // live flood
+	paced        int           // publish→stored at 100/s
+	commands     int           // commands at 100/s
+	startups     int           // start-up samples per run, on an existing store
+	idle         time.Duration // idle RSS is read this long after start
+	scaleMid     int           // records prefilled, middle case
+	scaleBig     int           // records prefilled, large case
+	scaleDrain   int           // backlog drained into each prefilled store
+	oversizeN    int           // messages over max_message_size
+	oversizeSize int           // their size in bytes
 }
 
 var fullSizes = sizes{backlog: 100_000, flood: 100_000, paced: 1000, commands: 1000, startups: 3,
-	idle: 5 * time.Second, scaleMid: 100_000, scaleBig: 1_000_000, scaleDrain: 100_000}
+	idle: 5 * time.Second, scaleMid: 100_000, scaleBig: 1_000_000, scaleDrain: 100_000,
+	oversizeN: 20, oversizeSize: 50_000_000}
 
 // quickSizes keep a smoke run under a minute; its figures are not the
 // issue's (each is printed with the size it was taken at).
 var quickSizes = sizes{backlog: 10_000, flood: 10_000, paced: 200, commands: 200, startups: 1,
-	idle: 5 * time.Second, scaleMid: 20_000, scaleBig: 100_000, scaleDrain: 10_000}
+	idle: 5 * time.Second, scaleMid: 20_000, scaleBig: 100_000, scaleDrain: 10_000,
+	oversizeN: 5, oversizeSize: 20_000_000}
 
-var sectionNames = []string{"ingest", "commands", "footprint", "scale"}
+var sectionNames = []string{"ingest", "commands", "footprint", "scale", "oversize"}
 
 // env is what every section shares.
 type env struct {
@@ -225,6 +229,9 @@ func main() {
 		}
 		if e.sections["scale"] {
 			scaleSection(e, drain)
+		}
+		if e.sections["oversize"] {
+			oversizeSection(e)
 		}
 		b.stop()
 		e.broker = nil

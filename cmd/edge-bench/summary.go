@@ -17,7 +17,7 @@ var groups = []struct {
 }{
 	{"1. durable ingest", []string{"drain.rate.agent", "drain.conn.agent", "drain.ratio.", "drain.percommit", "flood.rate.agent", "flood.keep.agent", "flood.percommit", "flood.storedp99", "lat."}},
 	{"2. commands", []string{"cmd."}},
-	{"3. footprint", []string{"rss.idle", "rss.peak", "cpu.per10k", "startup", "size."}},
+	{"3. footprint", []string{"rss.idle", "rss.peak", "rss.oversize", "cpu.per10k", "startup", "size."}},
 	{"4. store scale", []string{"scale.", "bound."}},
 }
 
@@ -64,6 +64,7 @@ var methods = []string{
 	"Commands: relay.set at 100/s alternating on/off, unique ids; reply = arrival on the reply topic (paho subscriber); transition = the agent's \"sim gpio\" log line, stamped as read from its stderr pipe.",
 	"Start-up: process exec → the status document's since (the agent's own stamp of connected, set after the SUBACK); idle RSS: VmRSS at the stated time after start; peak RSS: VmHWM once the drain is done; CPU: utime+stime from /proc/PID/stat between first and last stored.",
 	"Scale: stores prefilled through the store package, copied into the agent's data_dir (so in the page cache), drained into with retention above their size; bytes per message = file size ÷ inbox.total afterwards.",
+	"Oversize: messages far over max_message_size (the default 1 MiB; mosquitto's defaults let them through), binary, one TLS connection publishing QoS 1 at most two ahead of the agent's ingest.oversize; VmHWM once all are stored as markers, each checked (oversize, its size).",
 	"MB = 10^6 bytes everywhere (RSS too); medians over runs; every published message is checked in the subject's store or file afterwards (a loss fails the bench).",
 }
 
