@@ -94,7 +94,7 @@ func TestWriterSplitsBatchOverPendingBound(t *testing.T) {
 		for ctx.Err() == nil {
 			seqs, _ := db.PendingSeqs(0, 100)
 			if len(seqs) > 0 {
-				if err := db.MarkHandled(seqs...); err == nil {
+				if _, err := db.Apply(store.Change{Handled: seqs}); err == nil {
 					w.handled()
 				}
 			}

@@ -196,17 +196,6 @@ func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
 	return nil
 }
 
-// MarkHandled is Apply with only Change.Handled: it clears the pending mark
-// of the given records in one transaction, ignoring seqs that are unknown
-// or already handled. The agent marks records handled through Apply, with
-// the command's effect and reply; this is for tests outside the package.
-func (db *DB) MarkHandled(seqs ...uint64) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	_, err := db.Apply(Change{Handled: seqs})
-	return err
-}
 
 // Get returns record seq, or an error wrapping ErrNotFound.
 func (db *DB) Get(seq uint64) (Record, error) {
