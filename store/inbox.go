@@ -196,7 +196,6 @@ func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
 	return nil
 }
 
-
 // Get returns record seq, or an error wrapping ErrNotFound.
 func (db *DB) Get(seq uint64) (Record, error) {
 	var r Record
