@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/hw"
 	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/hw/sim"
@@ -57,7 +58,64 @@ func (l *loader) check() {
 	}
 
 	l.checkPins(c)
+	l.checkRules(c)
 	l.checkStore(c)
+}
+
+// checkRules checks each [[rule]]: a unique name, a good filter and paths,
+// an action with what it needs, a relay that exists.
+func (l *loader) checkRules(c *Config) {
+	if p, ok := l.keys["rule"]; ok && p.header {
+		l.problem("rule", "is written [rule]", "write [[rule]] (double brackets): each rule is one entry of an array")
+	}
+	relays := map[string]bool{}
+	for _, r := range c.Relays {
+		relays[r.Name] = true
+	}
+	names := map[string]string{}
+	for i, r := range l.doc.Rules {
+		k := "rule[" + strconv.Itoa(i) + "]"
+		switch first, dup := names[r.Name]; {
+		case r.Name == "":
+			l.problem(k+".name", "a rule needs a name", `set name = "…" in this [[rule]]: replies, logs and at-most-once keys use it`)
+			continue
+		case dup:
+			l.problem(k+".name", fmt.Sprintf("rule name %q is already used by %s (line %d)", r.Name, first, l.keys.line(first)),
+				"give each rule its own name")
+			continue
+		default:
+			names[r.Name] = k + ".name"
+		}
+		sp := rules.Spec{Name: r.Name, Topic: r.Topic, Match: r.Match, Action: r.Action, Relay: r.Relay,
+			On: r.On, For: r.For, ID: r.ID, Reply: r.Reply}
+		if sp.Topic == "" {
+			sp.Topic = c.MQTT.NotifyTopic
+		}
+		set, err := rules.Compile([]rules.Spec{sp}, c.DeviceID)
+		if err != nil {
+			_, msg, _ := strings.Cut(err.Error(), ": ")
+			l.problem(k+"."+ruleKeyOf(msg), msg, "see the [[rule]] block in the example config (scripts/edge-agent.example.toml)")
+			continue
+		}
+		if r.Relay != "" && !relays[r.Relay] {
+			l.problem(k+".relay", fmt.Sprintf("no relay named %q", r.Relay), "name one of the [[relay]] blocks, or add one")
+			continue
+		}
+		c.Rules = append(c.Rules, set.Rules()[0].Spec)
+	}
+}
+
+// ruleKeyOf names the key a rules.Compile message is about, for its line.
+func ruleKeyOf(msg string) string {
+	for _, k := range []string{"topic filter", "action", "on", "for", "id", "reply", "match", "relay"} {
+		if strings.HasPrefix(msg, k) || strings.Contains(msg, "`"+k+"`") {
+			if k == "topic filter" {
+				return "topic"
+			}
+			return k
+		}
+	}
+	return "name"
 }
 
 func (l *loader) checkMQTT(c *Config) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/edge-agent/edge-agent/agent/rules"
 )
 
 // Config is a checked configuration. Every field holds its final value:
@@ -26,6 +28,7 @@ type Config struct {
 	HW        HW
 	LEDs      LEDs
 	Relays    []Relay
+	Rules     []rules.Spec // topics resolved ({device_id}, default notify_topic)
 	Store     Store
 
 	warnings []string

@@ -25,6 +25,7 @@ type document struct {
 	HW        hwSection        `toml:"hw"`
 	LEDs      ledsSection      `toml:"leds"`
 	Relays    []relaySection   `toml:"relay"`
+	Rules     []ruleSection    `toml:"rule"`
 	Store     storeSection     `toml:"store"`
 }
 
@@ -81,6 +82,20 @@ type relaySection struct {
 	PowerOn   string `toml:"power_on"`
 	MaxOn     string `toml:"max_on"`
 	Interlock string `toml:"interlock"`
+}
+
+// ruleSection is one [[rule]]: a platform payload mapped to an action
+// (docs/design.md#rules).
+type ruleSection struct {
+	Name   string         `toml:"name"`
+	Topic  string         `toml:"topic"`
+	Match  map[string]any `toml:"match"`
+	Action string         `toml:"action"`
+	Relay  string         `toml:"relay"`
+	On     string         `toml:"on"`
+	For    string         `toml:"for"`
+	ID     string         `toml:"id"`
+	Reply  string         `toml:"reply"`
 }
 
 type storeSection struct {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/hw/relay"
 )
 
@@ -26,14 +27,21 @@ func readExample(t *testing.T) string {
 
 // uncommentRelay turns the commented-out [[relay]] block of the example
 // into a live one.
-func uncommentRelay(doc string) string {
+func uncommentRelay(doc string) string { return uncommentBlock(doc, "# [[relay]]") }
+
+// uncommentBlock uncomments the commented block that starts at header, up
+// to the next line that is not a comment.
+func uncommentBlock(doc, header string) string {
 	ls := strings.Split(doc, "\n")
 	in := false
 	for i, l := range ls {
-		if l == "# [[relay]]" {
+		if l == header {
 			in = true
 		}
-		if in && strings.HasPrefix(l, "# ") {
+		if in && !strings.HasPrefix(l, "# ") {
+			in = false
+		}
+		if in {
 			ls[i] = strings.TrimPrefix(l, "# ")
 		}
 	}
@@ -82,6 +90,14 @@ func TestExampleParses(t *testing.T) {
 	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff}}
 	if !reflect.DeepEqual(withRelay.Relays, wantRelays) {
 		t.Errorf("relay block: got %+v, want %+v", withRelay.Relays, wantRelays)
+	}
+
+	withRule := mustParse(t, uncommentBlock(uncommentRelay(filled), "# [[rule]]"))
+	wantRules := []rules.Spec{{Name: "pump", Topic: "/sys/5219709/thing/service/property/set",
+		Match: map[string]any{"method": "thing.service.property.set"}, Action: rules.ActionRelaySet, Relay: "pump",
+		On: "params.PowerSwitch", ID: "id", Reply: rules.ReplyAlink}}
+	if !reflect.DeepEqual(withRule.Rules, wantRules) {
+		t.Errorf("rule block: got %+v, want %+v", withRule.Rules, wantRules)
 	}
 }
 
@@ -165,6 +181,7 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 		"mqtt.keepalive", "mqtt.key_file", "mqtt.max_message_size", "mqtt.notify_topic", "mqtt.password", "mqtt.password_file", "mqtt.reply_topic",
 		"mqtt.server_name", "mqtt.status_topic", "mqtt.username",
 		"relay.active_low", "relay.interlock", "relay.max_on", "relay.name", "relay.pin", "relay.power_on",
+		"rule.action", "rule.for", "rule.id", "rule.match", "rule.name", "rule.on", "rule.relay", "rule.reply", "rule.topic",
 		"store.max_db_size", "store.retain_bytes", "store.retain_records",
 	}
 	if got := schemaLeaves(); !slices.Equal(got, want) {

@@ -259,6 +259,31 @@ func TestProblems(t *testing.T) {
 			key: "bootstrap.password", line: 6, msg: "both set", fix: "keep only",
 		},
 		{
+			name: "rule for a relay that does not exist",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`,
+				`[[rule]]`, `name = "r"`, `action = "relay.set"`, `relay = "pumpp"`, `on = "params.PowerSwitch"`),
+			key: "rule[0].relay", line: 10, msg: `no relay named "pumpp"`, fix: "[[relay]]",
+		},
+		{
+			name: "rule with an empty path segment",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`,
+				`[[rule]]`, `name = "r"`, `action = "relay.set"`, `relay = "pump"`, `on = "params..PowerSwitch"`),
+			key: "rule[0].on", line: 11, msg: "empty segment", fix: "example config",
+		},
+		{
+			name: "rule with a bad filter",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`,
+				`[[rule]]`, `name = "r"`, `topic = "a/#/b"`, `action = "relay.toggle"`, `relay = "pump"`),
+			key: "rule[0].topic", line: 9, msg: "'#'", fix: "example config",
+		},
+		{
+			name: "rules with the same name",
+			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[relay]]`, `name = "pump"`, `pin = "GPIO17"`,
+				`[[rule]]`, `name = "r"`, `action = "relay.toggle"`, `relay = "pump"`,
+				`[[rule]]`, `name = "r"`, `action = "relay.toggle"`, `relay = "pump"`),
+			key: "rule[1].name", line: 12, msg: "already used", fix: "own name",
+		},
+		{
 			name: "retain_bytes not below half of max_db_size",
 			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
 				`[store]`, `retain_bytes = "128MiB"`, `max_db_size = "256MiB"`),
