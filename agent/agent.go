@@ -13,6 +13,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/backoff"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/control"
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/hw/led"
 	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
@@ -149,6 +150,12 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		return nil, err
 	}
 
+	ruleSet, err := rules.Compile(cfg.Rules, cfg.DeviceID)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	sc.RuleTopics = ruleSet.Topics()
+
 	h := newHealth(time.Now())
 	h.setBacklog(st.Pending + out)
 	h.subscribe(d.panel.SetState)
@@ -167,7 +174,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 
 	w := newWriter(d.db, h, log.With("part", "writer"))
-	w.notifyTopic, w.replyTopic, w.flash, w.onBacklog = sc.NotifyTopic, cfg.MQTT.ReplyTopic, d.panel.Flash, backlog
+	w.notifyTopic, w.replyTopic, w.rules, w.flash, w.onBacklog = sc.NotifyTopic, cfg.MQTT.ReplyTopic, ruleSet, d.panel.Flash, backlog
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		// Only enqueue: a handler that blocks on I/O stalls paho's network
 		// loop and with it the keepalive (docs/dependencies.md#paho-handler-must-not-block).
@@ -190,7 +197,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		outboxUp: sess.wakeOutbox, handled: w.handled, onBacklog: backlog,
 		failpoint: opts.Failpoint,
 		retry:     backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
+		rules:     ruleSet,
 	}
+	src.rules = &disp.ruleStats
 	w.onPending, w.onReply = disp.poke, sess.wakeOutbox
 
 	d.acts = &controlActions{disp: disp, panel: d.panel, stopping: make(chan struct{})}

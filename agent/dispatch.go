@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/backoff"
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
 )
@@ -63,6 +64,11 @@ type dispatcher struct {
 	onBacklog func()        // tells health what is pending changed
 	done      chan struct{} // closed when run returns; nil in tests that drive drain
 	retry     backoff.Backoff
+
+	// rules turn platform payloads into actions; nil = none.
+	rules        *rules.Set
+	ruleStats    ruleStats
+	unmatchedLog logLimiter
 
 	beat heartbeat // see writer.beat
 
@@ -193,13 +199,25 @@ func (d *dispatcher) handle(ctx context.Context, seq uint64) {
 		d.apply(ctx, store.Change{Handled: []uint64{seq}})
 		return
 	}
+	// Rules first: a platform's payload that a rule takes is the rule's,
+	// even on the notify topic, where it would be an unknown method.
+	onRules := d.rules.OnTopic(rec.Topic)
+	if onRules && d.handleRules(ctx, seq, rec) {
+		return
+	}
 	// Commands are accepted only from the notify topic (docs/design.md#security).
 	if rec.Topic != d.notifyTopic {
+		if onRules {
+			d.unmatched(seq, rec)
+		}
 		d.apply(ctx, store.Change{Handled: []uint64{seq}})
 		return
 	}
 	cmd, err := parseCommand(rec.Payload)
 	if errors.Is(err, errNotCommand) {
+		if onRules {
+			d.unmatched(seq, rec)
+		}
 		d.apply(ctx, store.Change{Handled: []uint64{seq}})
 		return
 	}

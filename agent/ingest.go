@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/backoff"
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -66,6 +67,9 @@ type writer struct {
 	notifyTopic string
 	// replyTopic is where a refusal on arrival is answered ("" = nowhere).
 	replyTopic string
+	// rules: a message on one of their topics is pending for the
+	// dispatcher too; nil = none.
+	rules *rules.Set
 	// onPending is called after a commit that stored pending records.
 	onPending func()
 	// onReply is called after a commit that queued a reply.
@@ -252,14 +256,31 @@ func (w *writer) store(ctx context.Context, batch []inbound, msgs []store.Messag
 func (w *writer) classify(in *inbound) {
 	m := &in.msg
 	m.Pending, m.Reply = false, nil
-	if m.Topic != w.notifyTopic {
+	if m.Topic == w.notifyTopic {
+		if ce := refuseOnArrival(m.Payload, m.Retained, m.Oversize); ce != nil {
+			w.refuse(in, ce)
+			return
+		}
+		m.Pending = m.Oversize == 0 && mayBeCommand(m.Payload)
+	}
+	if m.Pending || !w.rules.OnTopic(m.Topic) {
 		return
 	}
-	if ce := refuseOnArrival(m.Payload, m.Retained, m.Oversize); ce != nil {
-		w.refuse(in, ce)
-		return
+	// A message on a rule's topic waits for the dispatcher's rules, unless
+	// it can never act: not a JSON object, only a marker, too large to be
+	// a property set, or retained (it would act again on every new
+	// subscription): stored and counted, never acted on.
+	switch {
+	case !startsLikeObject(m.Payload) || m.Oversize > 0:
+	case m.Retained || len(m.Payload) > maxCommandBytes:
+		in.refused = true
+		if w.refusals.allow(w.now()) {
+			w.log.Warn("message on a rule's topic refused on arrival (retained or over 64 KiB); stored, not acted on",
+				"topic", clip(m.Topic), "retained", m.Retained, "size", len(m.Payload))
+		}
+	default:
+		m.Pending = true
 	}
-	m.Pending = m.Oversize == 0 && mayBeCommand(m.Payload)
 }
 
 // refuse stores in as handled, with ce's reply queued beside it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 type sessionConfig struct {
 	ClientID    string
 	NotifyTopic string
+	// RuleTopics are the [[rule]] filters, subscribed beside NotifyTopic.
+	RuleTopics  []string
 	StatusTopic string // "" = no online/offline status
 	Keepalive   time.Duration
 	Insecure    bool // TLS verification is off: warned about at every connect
@@ -201,7 +204,7 @@ func (s *session) run(ctx context.Context) {
 				ep.CertAsked.Store(false) // a later loss is no certificate refusal
 			}
 			s.health.setConnected(s.now())
-			s.log.Info("connected and subscribed", "broker", ep.BrokerURL, "topic", s.cfg.NotifyTopic)
+			s.log.Info("connected and subscribed", "broker", ep.BrokerURL, "topics", s.topics())
 			var changed bool
 			err, changed = s.hold(ctx, client)
 			if ctx.Err() != nil {
@@ -237,6 +240,11 @@ func (s *session) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// topics lists what the session subscribes to, for log lines.
+func (s *session) topics() string {
+	return strings.Join(append([]string{s.cfg.NotifyTopic}, s.cfg.RuleTopics...), ", ")
 }
 
 // wait sleeps the next backoff interval, stamping the heartbeat as it
@@ -315,15 +323,22 @@ func (s *session) connect(ctx context.Context, client mqtt.Client) error {
 		return err
 	}
 	// Subscribe on every connect: paho's SetResumeSubs does not resubscribe.
-	tok := client.Subscribe(s.cfg.NotifyTopic, 1, nil)
+	filters := map[string]byte{s.cfg.NotifyTopic: 1}
+	for _, t := range s.cfg.RuleTopics {
+		filters[t] = 1
+	}
+	tok := client.SubscribeMultiple(filters, nil)
 	if err := s.waitToken(ctx, tok, opTimeout); err != nil {
 		client.Disconnect(0)
-		return fmt.Errorf("subscribe %s: %w", s.cfg.NotifyTopic, err)
+		return fmt.Errorf("subscribe %s: %w", s.topics(), err)
 	}
 	// A refused subscription is no token error (docs/dependencies.md#paho-suback-0x80-is-no-error): read the SUBACK.
-	if code, ok := tok.(*mqtt.SubscribeToken).Result()[s.cfg.NotifyTopic]; !ok || code == 0x80 {
-		client.Disconnect(0)
-		return &subscribeRefusedError{topic: s.cfg.NotifyTopic}
+	res := tok.(*mqtt.SubscribeToken).Result()
+	for f := range filters {
+		if code, ok := res[f]; !ok || code == 0x80 {
+			client.Disconnect(0)
+			return &subscribeRefusedError{topic: f}
+		}
 	}
 	if s.cfg.StatusTopic != "" {
 		if err := s.waitToken(ctx, client.Publish(s.cfg.StatusTopic, 1, true, statusOnline), opTimeout); err != nil {

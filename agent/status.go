@@ -29,6 +29,7 @@ type Status struct {
 	Ingest           *IngestStatus `json:"ingest,omitempty"`
 	LastMessageAt    *time.Time    `json:"last_message_at,omitempty"`
 	Uptime           string        `json:"uptime"`
+	Rules            *RulesStatus  `json:"rules,omitempty"` // when rules are configured
 }
 
 // InboxStatus counts stored notifications; pending ones are not handled yet.
@@ -76,6 +77,7 @@ type statusSource struct {
 	bank    *relay.Bank // nil before the relays are open
 	leds    ledReporter // nil when there are none
 	ingest  *ingestStats
+	rules   *ruleStats // nil before the dispatcher exists
 }
 
 func (s *statusSource) build() Status {
@@ -109,6 +111,9 @@ func (s *statusSource) build() Status {
 			t := last.UTC()
 			doc.LastMessageAt = &t
 		}
+	}
+	if s.rules != nil && len(s.cfg.Rules) > 0 {
+		doc.Rules = &RulesStatus{Matched: s.rules.matched.Load(), Unmatched: s.rules.unmatched.Load()}
 	}
 	if s.bank != nil {
 		for name, r := range s.bank.States() {

@@ -48,6 +48,7 @@ const usage = `usage: edge-agent <verb> [flags]
   relay   set NAME on|off [-for DUR]         switch a relay through the daemon
   led     identify [-for DUR] | test         blink all LEDs / play every pattern
   config  check [-config PATH]               validate, print what is wrong
+  rules   test [-config PATH] [-topic T] FILE|-   which rules a payload matches, without acting
   version
 
 The default config is ` + defaultConfig + `.
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRelay(rest, stdout, stderr)
 	case "led":
 		return cmdLED(rest, stdout, stderr)
+	case "rules":
+		return cmdRules(rest, os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "edge-agent %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
