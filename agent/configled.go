@@ -32,7 +32,8 @@ var ErrNoConfigLED = errors.New("no status LED to show the config state on")
 // problems (what config check prints about the file, free of secrets);
 // led test and led identify work on the LEDs; inbox and relay requests are
 // refused, as no store or relay is opened with a configuration that is
-// wrong. opts gives the version and the logger; its other hooks are unused.
+// wrong. opts gives the version, the logger and systemd's hooks (Ready
+// once up, Alive while it waits).
 func ShowConfigState(ctx context.Context, path, problems string, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -81,6 +82,24 @@ func ShowConfigState(ctx context.Context, path, problems string, opts Options) e
 	}
 	if err != nil {
 		log.Error("no control socket: edge-agent status will say the agent is not running", "err", err)
+	}
+	// Up, in the config state, for systemd too: without READY=1 it would
+	// stop the unit at its start timeout and start it again, and the LED
+	// would go dark every few minutes; the pings keep its watchdog fed.
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	if opts.Alive != nil && opts.AliveEvery > 0 {
+		t := time.NewTicker(opts.AliveEvery)
+		defer t.Stop()
+		for done := false; !done; {
+			select {
+			case <-ctx.Done():
+				done = true
+			case <-t.C:
+				opts.Alive()
+			}
+		}
 	}
 	<-ctx.Done()
 	if ctl != nil {

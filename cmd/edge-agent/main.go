@@ -118,6 +118,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		// 1 either way. Without a status LED there is nothing to stay up
 		// for: the exit and the message above are what systemd shows.
 		opts := agent.Options{Version: version, Logger: log}
+		withSystemd(&opts, log)
 		if err := agent.ShowConfigState(ctx, *path, configProblems(*path, err), opts); err != nil && !errors.Is(err, agent.ErrNoConfigLED) {
 			log.Error("cannot show the config state on the LEDs", "err", err)
 		}

@@ -166,3 +166,24 @@ func TestRunNotifiesSystemd(t *testing.T) {
 		t.Fatalf("SIGTERM: %v after %v", err, took)
 	}
 }
+
+// In the config state the agent is up for systemd too: READY=1, then
+// WATCHDOG=1 pings, so the unit is neither stopped at its start timeout
+// nor killed by its watchdog while the LED shows the config state.
+func TestConfigStateNotifiesSystemd(t *testing.T) {
+	r := newRig(t, agenttest.MosquittoOptions{})
+	r.extra = "\n[leds]\nstatus = \"GPIO27\"\nbogus = 1\n"
+	r.writeConfig(nil)
+	addr, states := notifySocket(t, "notify.sock")
+	r.env = append(r.env, "NOTIFY_SOCKET="+addr, "WATCHDOG_USEC=400000", "WATCHDOG_PID=")
+	p := r.startAgent()
+	if got := nextState(t, states, 15*time.Second); got != "READY=1" {
+		t.Fatalf("first datagram %q, want READY=1", got)
+	}
+	for range 3 {
+		if got := nextState(t, states, 2*time.Second); got != "WATCHDOG=1" {
+			t.Fatalf("datagram %q, want WATCHDOG=1", got)
+		}
+	}
+	p.stop(5 * time.Second)
+}
