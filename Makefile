@@ -4,6 +4,16 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The TLS handshake's public-key crypto runs once per connection, never per
+# message (records are AES-GCM or ChaCha20, which keep their inlining):
+# built without inlining, the armv6 binary is 192 KB smaller, which rules,
+# the daemon's structure and the hostile-input bounds needed to stay under
+# 8,000,000 bytes. (ARM binaries grow in 64 KiB steps: a few KB of code can
+# cost a whole step.)
+HANDSHAKE_CRYPTO := math/big crypto/rsa crypto/ecdsa crypto/elliptic crypto/ed25519 crypto/ecdh crypto/mlkem \
+	crypto/internal/fips140/rsa crypto/internal/fips140/ecdsa crypto/internal/fips140/nistec/... \
+	crypto/internal/fips140/edwards25519/... crypto/internal/fips140/bigmod crypto/internal/fips140/mlkem \
+	crypto/internal/fips140/ecdh
 # Code off the per-message path is built without inlining: what runs once
 # at start (config, bootstrap, certificates, the CLI), at a human's pace (the
 # control socket, LEDs and relays) or never on a gateway (paho's websocket
@@ -17,7 +27,7 @@ NOINLINE := github.com/edge-agent/edge-agent/cmd/edge-agent \
 	github.com/pelletier/go-toml/v2/... github.com/gorilla/websocket golang.org/x/net/... \
 	net/http/... net/url net/textproto mime/... compress/... vendor/... \
 	crypto/x509 crypto/x509/pkix encoding/asn1 encoding/pem flag text/tabwriter \
-	os/signal
+	os/signal $(HANDSHAKE_CRYPTO)
 GCFLAGS := $(foreach p,$(NOINLINE),-gcflags=$(p)=-l)
 BUILD   := CGO_ENABLED=0 $(GO) build -trimpath $(GCFLAGS) -ldflags '$(LDFLAGS)'
 QEMU_ARM ?= qemu-arm-static -cpu arm1176
