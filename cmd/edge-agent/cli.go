@@ -101,6 +101,12 @@ func printStatus(w io.Writer, st agent.Status) {
 			lat = fmt.Sprintf("; receive→stored p50 %.2f ms, p99 %.2f ms (last %d)", l.P50, l.P99, l.N)
 		}
 		fmt.Fprintf(tw, "ingest\t%d stored in %d commits (%.1f per commit)%s\n", in.Messages, in.Commits, in.PerCommit, lat)
+		if in.Oversize > 0 || in.Refused > 0 {
+			fmt.Fprintf(tw, "refused\t%d over max_message_size (kept as markers), %d possible commands refused on arrival\n", in.Oversize, in.Refused)
+		}
+	}
+	if r := st.Rules; r != nil {
+		fmt.Fprintf(tw, "rules\t%d messages acted on, %d on a rule's topic matched no rule\n", r.Matched, r.Unmatched)
 	}
 	names := make([]string, 0, len(st.Relays))
 	for n := range st.Relays {

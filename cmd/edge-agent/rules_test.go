@@ -153,6 +153,9 @@ func TestRulesDriveRelays(t *testing.T) {
 	if st.Rules.Matched != 5 || st.Relays["drain"].On || st.Inbox.Pending != 0 {
 		t.Errorf("rules %+v, drain %v, pending %d: want 5 matched, drain off, nothing pending", st.Rules, st.Relays["drain"].On, st.Inbox.Pending)
 	}
+	if code, out, _ := cli("status", "-config", r.cfgPath); code != 0 || !strings.Contains(out, "5 messages acted on, 1 on a rule's topic matched no rule") {
+		t.Errorf("status text: exit %d\n%s", code, out)
+	}
 }
 
 // A rule acts at most once per (rule, id): a repeated id is answered again
