@@ -3,8 +3,10 @@
 // (mochi-mqtt, certificates it generates), writes a config for the simulated
 // GPIO backend, runs the real edge-agent binary, publishes sample
 // notifications — text, JSON, binary, and some while the agent is stopped —
-// shows them stored, and stops by itself. It is a development tool, not
-// part of what ships.
+// shows them stored, sends commands and a thing-model platform's property
+// sets (through the rules of scripts/rules/thing-model.toml) that switch the
+// simulated relays, and stops by itself. It is a development tool, not part
+// of what ships.
 package main
 
 import (
@@ -32,6 +34,9 @@ const (
 	user     = "gw-demo-0001"
 	pass     = "demo-secret-not-for-production"
 	topic    = "/sys/" + deviceID + "/thing/push/notify"
+	// propTopic is where a thing-model platform sets properties; the
+	// rules answer on propTopic + "_reply".
+	propTopic = "/sys/" + deviceID + "/thing/service/property/set"
 )
 
 func main() {
@@ -112,6 +117,25 @@ interlock = "water"
 name     = "lamp"
 pin      = "GPIO23"
 power_on = "restore"
+
+# The thing-model preset (scripts/rules/thing-model.toml): a platform's
+# property set drives a relay; the answer goes to the topic + "_reply".
+[[rule]]
+name   = "pump"
+topic  = "/sys/{device_id}/thing/service/property/set"
+match  = { method = "thing.service.property.set" }
+action = "relay.set"
+relay  = "pump"
+on     = "params.PowerSwitch"
+for    = "params.PowerSwitchDuration"
+
+[[rule]]
+name   = "lamp"
+topic  = "/sys/{device_id}/thing/service/property/set"
+match  = { method = "thing.service.property.set" }
+action = "relay.set"
+relay  = "lamp"
+on     = "params.LightSwitch"
 `, deviceID, filepath.Join(dir, "data"), broker.URL, user, pki.CAFile)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -213,15 +237,20 @@ power_on = "restore"
 		return err
 	}
 
-	step("9. `edge-agent inbox list`")
+	step("9. a thing-model platform sets properties: the rules switch relays and answer on %s_reply", propTopic)
+	if err := propertySets(bin, cfgPath, pub); err != nil {
+		return err
+	}
+
+	step("10. `edge-agent inbox list` (the property sets are stored too)")
 	if err := show(bin, "inbox", "list", "-config", cfgPath); err != nil {
 		return err
 	}
-	step("10. `edge-agent inbox export -json -n 2` (a non-UTF-8 payload comes as payload_b64)")
+	step("11. `edge-agent inbox export -json -n 2` (a non-UTF-8 payload comes as payload_b64)")
 	if err := show(bin, "inbox", "export", "-json", "-n", "2", "-config", cfgPath); err != nil {
 		return err
 	}
-	step("11. the broker goes away: the status LED turns to slow blinking (connecting)")
+	step("12. the broker goes away: the status LED turns to slow blinking (connecting)")
 	broker.Close()
 	if err := waitState(bin, cfgPath, "connecting", 10*time.Second); err != nil {
 		return err
@@ -229,12 +258,70 @@ power_on = "restore"
 	if err := show(bin, "status", "-config", cfgPath); err != nil {
 		return err
 	}
-	step("12. stop")
+	step("13. stop")
 	if err := agent.stop(); err != nil {
 		return err
 	}
 	fmt.Println("\ndemo finished: notifications received over TLS and stored before they were acknowledged;")
-	fmt.Println("commands switched the simulated relays and got replies; the status LED followed the connection.")
+	fmt.Println("commands and the platform's property sets (through rules) switched the simulated relays and got")
+	fmt.Println("replies; the status LED followed the connection.")
+	return nil
+}
+
+// propertySets is step 9: what the rules would make of a property set
+// (`rules test`, nothing done), then the platform's property sets, each
+// with the alink reply it gets, and the relays and rule counts after.
+func propertySets(bin, cfg string, pub mqtt.Client) error {
+	replies := make(chan string, 4)
+	if tok := pub.Subscribe(propTopic+"_reply", 1, func(_ mqtt.Client, m mqtt.Message) {
+		replies <- string(m.Payload())
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("subscribe %s_reply: %v", propTopic, tok.Error())
+	}
+	set := func(id, params string) string {
+		return `{"id":"` + id + `","version":"1.0","method":"thing.service.property.set","params":` + params + `}`
+	}
+	on := set("123", `{"PowerSwitch":1}`)
+	fmt.Printf("$ echo '%s' | edge-agent rules test -config %s -\n", on, cfg)
+	test := exec.Command(bin, "rules", "test", "-config", cfg, "-")
+	test.Stdin, test.Stdout, test.Stderr = strings.NewReader(on), os.Stdout, os.Stderr
+	if err := test.Run(); err != nil {
+		return fmt.Errorf("rules test: %w", err)
+	}
+	for _, p := range []string{on, set("124", `{"PowerSwitch":2}`)} {
+		if err := agenttest.PublishQoS1(pub, propTopic, []byte(p), 5*time.Second); err != nil {
+			return err
+		}
+		fmt.Printf("property set  %s\n", p)
+		select {
+		case r := <-replies:
+			fmt.Printf("alink reply   %s\n", r)
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("no alink reply to %s", p)
+		}
+	}
+	fmt.Println("(2 is neither on nor off: refused with the thing model's 460, and the pump is left as it was)")
+	st, err := status(bin, cfg)
+	if err != nil {
+		return err
+	}
+	var relays []string
+	for _, n := range []string{"pump", "drain", "lamp"} {
+		state := "off"
+		if st.Relays[n].On {
+			state = "on"
+		}
+		relays = append(relays, n+" "+state)
+	}
+	fmt.Printf("$ edge-agent status -json -config %s   (relays and rules)\n", cfg)
+	fmt.Printf("relays  %s\n", strings.Join(relays, ", "))
+	if st.Rules == nil {
+		return fmt.Errorf("status has no rules object")
+	}
+	fmt.Printf("rules   %d matched, %d unmatched\n", st.Rules.Matched, st.Rules.Unmatched)
+	if !st.Relays["pump"].On {
+		return fmt.Errorf("the pump is not on after PowerSwitch 1")
+	}
 	return nil
 }
 
@@ -312,6 +399,13 @@ type statusDoc struct {
 	Inbox     struct {
 		Total int `json:"total"`
 	} `json:"inbox"`
+	Relays map[string]struct {
+		On bool `json:"on"`
+	} `json:"relays"`
+	Rules *struct {
+		Matched   uint64 `json:"matched"`
+		Unmatched uint64 `json:"unmatched"`
+	} `json:"rules"`
 }
 
 func status(bin, cfg string) (statusDoc, error) {
