@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +15,11 @@ import (
 
 // commandsSection is issue item 2 for one run: relay.set commands at
 // 100/s, alternating on and off, each with a unique id; publish → reply
-// received, and publish → relay transition on the sim board.
+// received, and publish → relay transition on the sim board. Then, from the
+// same agent in the same run (so the two compare), the same through a rule:
+// thing-model property sets at 100/s on the property topic, PowerSwitch
+// alternating 1 and 0, each with a unique id; publish → alink reply on the
+// topic + "_reply", and publish → relay transition.
 //
 // The transition: the sim backend reports every level it drives through
 // the agent's log ("sim gpio" pin=… high=…, written synchronously inside
@@ -24,7 +29,7 @@ import (
 // transition by the pipe's latency (microseconds).
 func commandsSection(e *env) {
 	n := e.sz.commands
-	e.progress("commands: %d relay.set at 100/s, agent on the sim board", n)
+	e.progress("commands: %d relay.set, then %d property sets through a rule, at 100/s, agent on the sim board", n, n)
 	if err := measureCommands(e, n); err != nil {
 		e.fail("commands: %v", err)
 	}
@@ -93,16 +98,112 @@ func slogField(line, key string) string {
 	return v
 }
 
-// replyLog stamps each reply on the reply topic by id as it arrives.
+// ruleConfig is the pump rule of the thing-model preset
+// (scripts/rules/thing-model.toml), for the bench agent's one relay.
+const ruleConfig = `
+[[rule]]
+name = "pump"
+topic = "/sys/{device_id}/thing/service/property/set"
+match = { method = "thing.service.property.set" }
+action = "relay.set"
+relay = "pump"
+on = "params.PowerSwitch"
+for = "params.PowerSwitchDuration"
+id = "id"
+reply = "alink"
+`
+
+// propertyTopic is where a thing-model platform sets the agent's properties.
+func (a *agent) propertyTopic() string { return "/sys/" + a.device + "/thing/service/property/set" }
+
+// propertySet is a thing-model platform's property set of PowerSwitch.
+func propertySet(id string, on bool) []byte {
+	v := 0
+	if on {
+		v = 1
+	}
+	return fmt.Appendf(nil, `{"id":%q,"version":"1.0","method":"thing.service.property.set","params":{"PowerSwitch":%d}}`, id, v)
+}
+
+// replyLog stamps each reply by id as it arrives (the first, if the
+// agent answers an id twice), from the agent's reply topic and from the
+// alink _reply topic alike: the ids of the two phases differ.
 type replyLog struct {
 	mu   sync.Mutex
 	at   map[string]time.Time
-	fail map[string]string // id → error code, for replies with ok false
+	fail map[string]string // id → error code, for refusals
+}
+
+func (rl *replyLog) add(id string, at time.Time, fail string) {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if _, seen := rl.at[id]; !seen {
+		rl.at[id] = at
+	}
+	if fail != "" {
+		rl.fail[id] = fail
+	}
+}
+
+// parseAgentReply reads the agent's own reply: {"id","ok","error":{"code"}}.
+func parseAgentReply(p []byte) (id, fail string, ok bool) {
+	var r struct {
+		ID    string `json:"id"`
+		OK    bool   `json:"ok"`
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(p, &r) != nil {
+		return "", "", false
+	}
+	if !r.OK {
+		fail = r.Error.Code
+		if fail == "" {
+			fail = "ok false"
+		}
+	}
+	return r.ID, fail, true
+}
+
+// parseAlinkReply reads a thing-model reply: {"id","code","data"}; any
+// code but 200 is a refusal.
+func parseAlinkReply(p []byte) (id, fail string, ok bool) {
+	var r struct {
+		ID      string `json:"id"`
+		Code    *int   `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(p, &r) != nil || r.Code == nil {
+		return "", "", false
+	}
+	if *r.Code != 200 {
+		fail = fmt.Sprintf("code %d %s", *r.Code, r.Message)
+	}
+	return r.ID, fail, true
+}
+
+// phase is one stream of requests at 100/s, each answered on a reply topic
+// and each switching the relay.
+type phase struct {
+	what    string // for errors: "commands", "property sets"
+	topic   string
+	ids     []string
+	payload func(i int) []byte
+}
+
+// phaseResult is a phase's latencies in ms, by request.
+type phaseResult struct {
+	toReply, toTransition []float64
+	missingTrans          int
 }
 
 func measureCommands(e *env, n int) error {
 	a, err := e.newAgent("agent-commands", storeCfg{})
 	if err != nil {
+		return err
+	}
+	if err := appendFile(a.cfgPath, ruleConfig); err != nil {
 		return err
 	}
 	tl := &transitionLog{pin: benchRelayPin, byID: map[string]time.Time{}}
@@ -124,29 +225,19 @@ func measureCommands(e *env, n int) error {
 		return err
 	}
 	defer sub.Disconnect(100)
-	tok := sub.Subscribe(a.topic("reply"), 1, func(_ mqtt.Client, m mqtt.Message) {
-		at := time.Now()
-		var r struct {
-			ID    string `json:"id"`
-			OK    bool   `json:"ok"`
-			Error struct {
-				Code string `json:"code"`
-			} `json:"error"`
+	for topic, parse := range map[string]func([]byte) (string, string, bool){
+		a.topic("reply"):             parseAgentReply,
+		a.propertyTopic() + "_reply": parseAlinkReply,
+	} {
+		tok := sub.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
+			at := time.Now()
+			if id, fail, ok := parse(m.Payload()); ok {
+				rl.add(id, at, fail)
+			}
+		})
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			return fmt.Errorf("subscribe to %s: %v", topic, tok.Error())
 		}
-		if json.Unmarshal(m.Payload(), &r) != nil {
-			return
-		}
-		rl.mu.Lock()
-		if _, seen := rl.at[r.ID]; !seen {
-			rl.at[r.ID] = at
-		}
-		if !r.OK {
-			rl.fail[r.ID] = r.Error.Code
-		}
-		rl.mu.Unlock()
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("subscribe to replies: %v", tok.Error())
 	}
 
 	pub, err := e.broker.pub(e.id("cmd-pub"), 100)
@@ -154,22 +245,89 @@ func measureCommands(e *env, n int) error {
 		return err
 	}
 	defer pub.close()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s-%06d", e.id("cmd"), i)
+	ids := func(name string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s-%06d", e.id(name), i)
+		}
+		return out
 	}
 	// The relay starts off (power_on default): even commands switch it on,
-	// odd ones off, so every command is a transition.
-	sent, err := pub.paced(a.topic("notify"), n, pacedEvery, func(i int, _ time.Time) []byte {
-		return fmt.Appendf(nil, `{"id":%q,"method":"relay.set","params":{"relay":%q,"on":%v}}`, ids[i], benchRelay, i%2 == 0)
-	})
+	// odd ones off, so every command is a transition; the property sets
+	// carry on from the state the commands left.
+	cmds := phase{what: "commands", topic: a.topic("notify"), ids: ids("cmd")}
+	cmds.payload = func(i int) []byte {
+		return fmt.Appendf(nil, `{"id":%q,"method":"relay.set","params":{"relay":%q,"on":%v}}`, cmds.ids[i], benchRelay, i%2 == 0)
+	}
+	props := phase{what: "property sets", topic: a.propertyTopic(), ids: ids("prop")}
+	props.payload = func(i int) []byte { return propertySet(props.ids[i], (n+i)%2 == 0) }
+
+	cr, err := runPhase(pub, rl, tl, cmds)
 	if err != nil {
 		return err
 	}
+	rr, err := runPhase(pub, rl, tl, props)
+	if err != nil {
+		return err
+	}
+
+	fig := func(key, label string) *figure { return e.rep.fig(key, label, "ms", 2) }
+	le5 := func(v float64) bool { return v <= 5 }
+	fig("cmd.reply.p50", "command publish → reply received, p50 at 100/s").add(percentile(cr.toReply, 50))
+	fig("cmd.reply.p99", "command publish → reply received, p99 at 100/s").want("≤ 5 ms", le5).add(percentile(cr.toReply, 99))
+	fig("cmd.reply.max", "command publish → reply received, max").add(percentile(cr.toReply, 100))
+	transitions(e, cr, n, "cmd.relay", "command publish → relay transition (sim)")
+	fig("cmd.rule.reply.p50", "property set (rule) publish → alink reply received, p50 at 100/s").add(percentile(rr.toReply, 50))
+	fig("cmd.rule.reply.p99", "property set (rule) publish → alink reply received, p99 at 100/s").want("≤ 5 ms", le5).add(percentile(rr.toReply, 99))
+	fig("cmd.rule.reply.max", "property set (rule) publish → alink reply received, max").add(percentile(rr.toReply, 100))
+	transitions(e, rr, n, "cmd.rule.relay", "property set (rule) publish → relay transition (sim)")
+
+	st, err := a.status()
+	if err != nil {
+		return err
+	}
+	if st.Rules == nil || st.Rules.Matched != uint64(n) || st.Rules.Unmatched != 0 {
+		return fmt.Errorf("status rules %+v after %d property sets, want all matched", st.Rules, n)
+	}
+	if err := a.stop(); err != nil {
+		return err
+	}
+	return a.dropSession()
+}
+
+// transitions adds a phase's publish → relay transition figures.
+func transitions(e *env, r phaseResult, n int, key, label string) {
+	t50 := e.rep.fig(key+".p50", label+", p50", "ms", 2)
+	t99 := e.rep.fig(key+".p99", label+", p99", "ms", 2)
+	if r.missingTrans > 0 {
+		why := fmt.Sprintf("%d of %d transitions not in the agent's log", r.missingTrans, n)
+		t50.unavailable(why)
+		t99.unavailable(why)
+		return
+	}
+	t50.add(percentile(r.toTransition, 50))
+	t99.add(percentile(r.toTransition, 99))
+}
+
+// runPhase publishes p's requests at 100/s, waits for their replies (30 s
+// at most) and reads each one's latencies. A missing reply or a refusal
+// fails the bench: every request is valid.
+func runPhase(pub *pubConn, rl *replyLog, tl *transitionLog, p phase) (phaseResult, error) {
+	var r phaseResult
+	n := len(p.ids)
+	sent, err := pub.paced(p.topic, n, pacedEvery, func(i int, _ time.Time) []byte { return p.payload(i) })
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", p.what, err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		got := 0
 		rl.mu.Lock()
-		got := len(rl.at)
+		for _, id := range p.ids {
+			if _, ok := rl.at[id]; ok {
+				got++
+			}
+		}
 		rl.mu.Unlock()
 		if got >= n || time.Now().After(deadline) {
 			break
@@ -177,50 +335,50 @@ func measureCommands(e *env, n int) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	var toReply, toTransition []float64
-	missingReply, missingTrans := 0, 0
-	rl.mu.Lock()
-	failed := len(rl.fail)
+	missingReply, failed := 0, 0
 	var firstFail string
-	for id, code := range rl.fail {
-		firstFail = id + ": " + code
-		break
-	}
-	for i, id := range ids {
+	rl.mu.Lock()
+	for i, id := range p.ids {
+		if code, bad := rl.fail[id]; bad {
+			if failed == 0 {
+				firstFail = id + ": " + code
+			}
+			failed++
+		}
 		if at, ok := rl.at[id]; ok {
-			toReply = append(toReply, float64(at.Sub(sent[i]))/1e6)
+			r.toReply = append(r.toReply, float64(at.Sub(sent[i]))/1e6)
 		} else {
 			missingReply++
 		}
 	}
 	rl.mu.Unlock()
+	// The last transition's log line may trail its reply: a moment for the
+	// stderr pipe.
+	time.Sleep(50 * time.Millisecond)
 	tl.mu.Lock()
-	for i, id := range ids {
+	for i, id := range p.ids {
 		if at, ok := tl.byID[id]; ok {
-			toTransition = append(toTransition, float64(at.Sub(sent[i]))/1e6)
+			r.toTransition = append(r.toTransition, float64(at.Sub(sent[i]))/1e6)
 		} else {
-			missingTrans++
+			r.missingTrans++
 		}
 	}
 	tl.mu.Unlock()
 	if missingReply > 0 || failed > 0 {
-		return fmt.Errorf("%d of %d commands got no reply, %d were refused (e.g. %s)", missingReply, n, failed, firstFail)
+		return r, fmt.Errorf("%d of %d %s got no reply, %d were refused (e.g. %s)", missingReply, n, p.what, failed, firstFail)
 	}
-	e.rep.fig("cmd.reply.p50", "command publish → reply received, p50 at 100/s", "ms", 2).add(percentile(toReply, 50))
-	e.rep.fig("cmd.reply.p99", "command publish → reply received, p99 at 100/s", "ms", 2).
-		want("≤ 5 ms", func(v float64) bool { return v <= 5 }).add(percentile(toReply, 99))
-	t50 := e.rep.fig("cmd.relay.p50", "command publish → relay transition (sim), p50", "ms", 2)
-	t99 := e.rep.fig("cmd.relay.p99", "command publish → relay transition (sim), p99", "ms", 2)
-	if missingTrans > 0 {
-		why := fmt.Sprintf("%d of %d transitions not in the agent's log", missingTrans, n)
-		t50.unavailable(why)
-		t99.unavailable(why)
-	} else {
-		t50.add(percentile(toTransition, 50))
-		t99.add(percentile(toTransition, 99))
-	}
-	if err := a.stop(); err != nil {
+	return r, nil
+}
+
+// appendFile appends s to the file at path.
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
 		return err
 	}
-	return a.dropSession()
+	if _, err := f.WriteString(s); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -147,5 +148,34 @@ func TestNoise(t *testing.T) {
 	// 10 s busy of which 8 ours: 2 s of 20 CPU-seconds = 10%.
 	if n.others < 0.0999 || n.others > 0.1001 || n.steal != 0.05 {
 		t.Errorf("noise = %+v", n)
+	}
+}
+
+func TestReplyParsers(t *testing.T) {
+	for _, c := range []struct {
+		parse    func([]byte) (string, string, bool)
+		in       string
+		id, fail string
+		ok       bool
+	}{
+		{parseAgentReply, `{"id":"c1","ok":true,"result":{"on":true}}`, "c1", "", true},
+		{parseAgentReply, `{"id":"c2","ok":false,"error":{"code":"interlocked"}}`, "c2", "interlocked", true},
+		{parseAgentReply, `not json`, "", "", false},
+		{parseAlinkReply, `{"id":"123","code":200,"data":{}}`, "123", "", true},
+		{parseAlinkReply, `{"id":"124","code":460,"data":{},"message":"pump: bad"}`, "124", "code 460 pump: bad", true},
+		{parseAlinkReply, `{"id":"125","data":{}}`, "", "", false},
+	} {
+		id, fail, ok := c.parse([]byte(c.in))
+		if id != c.id || fail != c.fail || ok != c.ok {
+			t.Errorf("%s: %q, %q, %v; want %q, %q, %v", c.in, id, fail, ok, c.id, c.fail, c.ok)
+		}
+	}
+	var v struct {
+		ID     string         `json:"id"`
+		Method string         `json:"method"`
+		Params map[string]int `json:"params"`
+	}
+	if err := json.Unmarshal(propertySet("9", true), &v); err != nil || v.ID != "9" || v.Method != "thing.service.property.set" || v.Params["PowerSwitch"] != 1 {
+		t.Errorf("propertySet: %+v, %v", v, err)
 	}
 }

@@ -91,7 +91,7 @@ func TestTable(t *testing.T) {
 func TestGroupOf(t *testing.T) {
 	for key, want := range map[string]int{
 		"drain.rate.agent": 0, "drain.rate.script": -1, "lat.pubstored.p99": 0,
-		"cmd.reply.p99": 1, "size.armv6": 2, "startup.new": 2, "scale.rate.big": 3, "bound.total": 3,
+		"cmd.reply.p99": 1, "cmd.rule.reply.p99": 1, "size.armv6": 2, "startup.new": 2, "scale.rate.big": 3, "bound.total": 3,
 	} {
 		if got := groupOf(key); got != want {
 			t.Errorf("groupOf(%q) = %d, want %d", key, got, want)

@@ -16,7 +16,7 @@ var groups = []struct {
 	prefixes []string
 }{
 	{"1. durable ingest", []string{"drain.rate.agent", "drain.conn.agent", "drain.ratio.", "drain.percommit", "flood.rate.agent", "flood.keep.agent", "flood.percommit", "flood.storedp99", "lat."}},
-	{"2. commands", []string{"cmd."}},
+	{"2. commands (the agent's own, then thing-model property sets through a rule)", []string{"cmd."}},
 	{"3. footprint", []string{"rss.idle", "rss.peak", "rss.oversize", "cpu.per10k", "startup", "size."}},
 	{"4. store scale", []string{"scale.", "bound."}},
 }
@@ -62,6 +62,7 @@ var methods = []string{
 	"publish→stored: 100 msg/s paced; stored = when mosquitto logs the agent's PUBACK (log_type debug switched on by SIGHUP for this phase only, each line stamped as the bench reads it from the broker's log FIFO); the agent acks only after the commit.",
 	"publish→received: export received_at (nanoseconds) − the send time in the payload; receive→stored: the agent's ingest.stored_latency_ms p99; their sum is an estimate of the p99, usually above it (not a bound: the exact figure can exceed it when slow deliveries and slow commits coincide).",
 	"Commands: relay.set at 100/s alternating on/off, unique ids; reply = arrival on the reply topic (paho subscriber); transition = the agent's \"sim gpio\" log line, stamped as read from its stderr pipe.",
+	"Rules: then, from the same agent (its config has the thing-model preset's pump rule), property sets {\"id\",\"version\",\"method\":\"thing.service.property.set\",\"params\":{\"PowerSwitch\":1|0}} at 100/s on /sys/{device}/thing/service/property/set, alternating, unique ids; reply = arrival of the alink reply (code 200) on the topic + \"_reply\"; transition as for commands; the status document's rules.matched is checked to equal the count.",
 	"Start-up: process exec → the status document's since (the agent's own stamp of connected, set after the SUBACK); idle RSS: VmRSS at the stated time after start; peak RSS: VmHWM once the drain is done; CPU: utime+stime from /proc/PID/stat between first and last stored.",
 	"Scale: stores prefilled through the store package, copied into the agent's data_dir (so in the page cache), drained into with retention above their size; bytes per message = file size ÷ inbox.total afterwards.",
 	"Oversize: messages far over max_message_size (the default 1 MiB; mosquitto's defaults let them through), binary, one TLS connection publishing QoS 1 at most two ahead of the agent's ingest.oversize; VmHWM once all are stored as markers, each checked (oversize, its size).",
