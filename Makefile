@@ -77,10 +77,11 @@ clean: ## remove build output
 	rm -rf bin
 	rm -rf $(DIST)
 
-# Release binaries (README, "Deploying"). Reproducible: the same tree and Go
-# version give the same bytes (-trimpath, no build id, no VCS or cgo, GOAMD64
-# and GOARM64 pinned); version and commit are stamped explicitly. armv7 ships
-# beside armv6 because it measured faster on the same emulated core (README).
+# Release binaries (docs/deploying.md#release-binaries). Reproducible: the
+# same tree and Go version give the same bytes (-trimpath, no build id, no
+# VCS or cgo, GOAMD64 and GOARM64 pinned); version and commit are stamped
+# explicitly. armv7 ships beside armv6 because it measured faster on the
+# same emulated core (the table there).
 DIST ?= dist
 DIST_ARCHES := armv6 armv7 arm64 amd64
 DIST_LDFLAGS := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -99,7 +100,7 @@ dist: ## release binaries in dist/ (linux armv6 armv7 arm64 amd64): static, repr
 	cd $(DIST) && sha256sum $(addprefix edge-agent-linux-,$(DIST_ARCHES)) > SHA256SUMS
 	@cd $(DIST) && ls -l $(addprefix edge-agent-linux-,$(DIST_ARCHES)) | awk '{printf "%-28s %6.2f MB\n", $$9, $$5/1e6}'
 
-# Fault suite (README, "Fault tests"): fuzz each parser for FUZZTIME, then
+# Fault suite (docs/testing.md#make-faults): fuzz each parser for FUZZTIME, then
 # run the real binary against real mosquitto brokers under SIGKILLs, broker
 # crashes and outages, a network partition, a full disk, hostile payloads
 # and broken TLS, and print the figures. Bounded for CI; SOAK=30m runs each
@@ -139,8 +140,8 @@ fuzz: ## each fuzz target for FUZZTIME (default 5s); a crasher lands in the pack
 # Python script and mosquitto_sub; several runs, median and range of each
 # figure beside its target. A missed target is printed, not an error; a
 # lost message or a crashed subject is. RUNS=N (default 3), QUICK=1 (smoke
-# run), ONLY=ingest,commands,footprint,scale, KEEP=1 (keep the work dir),
-# NAGLE=1 (mosquitto's default Nagle on; the bench turns it off).
+# run), ONLY=ingest,commands,footprint,scale,oversize, KEEP=1 (keep the work
+# dir), NAGLE=1 (mosquitto's default Nagle on; the bench turns it off).
 # Needs mosquitto, mosquitto-clients and Debian's python3-paho-mqtt (make
 # bench-deps installs what is missing, as root).
 .PHONY: bench bench-deps
@@ -148,10 +149,10 @@ bench: build dist bench-deps ## benchmark vs the old script and mosquitto_sub: i
 	$(GO) build -o bin/edge-bench ./cmd/edge-bench
 	bin/edge-bench -agent bin/edge-agent -dist $(DIST) $(if $(RUNS),-runs $(RUNS)) $(if $(QUICK),-quick) $(if $(ONLY),-only $(ONLY)) $(if $(KEEP),-keep) $(if $(NAGLE),-nagle)
 
-# The profile behind README "Performance": the agent built with -tags pprof
-# (release builds carry no profiler) drains a 100,000-message backlog once
-# under make bench's rig; the top of its CPU profile is printed, without the
-# bench's own `inbox export` that checks the drain (agent/control).
+# The profile behind docs/testing.md#make-bench: the agent built with -tags
+# pprof (release builds carry no profiler) drains a 100,000-message backlog
+# once under make bench's rig; the top of its CPU profile is printed, without
+# the bench's own `inbox export` that checks the drain (agent/control).
 .PHONY: profile
 profile: bench-deps ## CPU profile of the agent draining a 100,000-message backlog (bin/drain.prof; go tool pprof to explore)
 	$(GO) build -tags pprof -o bin/edge-agent-pprof ./cmd/edge-agent
@@ -162,7 +163,7 @@ profile: bench-deps ## CPU profile of the agent draining a 100,000-message backl
 bench-deps: ## mosquitto and python3-paho-mqtt (the old-script baseline), installed (as root) only if missing (.ci/deps)
 	@.ci/deps -as "make bench" bench
 
-# Hardware in the loop (README, "Hardware in the loop"): make dist's arm64
+# Hardware in the loop (docs/testing.md#make-hil): make dist's arm64
 # and armv6 binaries, unchanged, on Debian's arm64 kernel in
 # qemu-system-aarch64 (virt board, TCG), driving the board's PL061 GPIO
 # lines through the real kernel; QEMU's pl061_set_output trace shows every

@@ -17,7 +17,7 @@
 #
 # Prints one line per host on stdout: "HOST: ok …", "HOST: rolled back: …",
 # "HOST: failed: …" (nothing changed) or "HOST: skipped …". Exit 0 when every
-# host is ok, 1 otherwise, 2 on a usage error. README, "Deploying".
+# host is ok, 1 otherwise, 2 on a usage error. docs/deploying.md.
 set -euo pipefail
 
 prog=${0##*/}

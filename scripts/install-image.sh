@@ -11,7 +11,7 @@
 #   user and group edge-agent (system ids, no login, in group gpio), group gpio if missing
 #   data_dir (default /var/lib/edge-agent), 0750 edge-agent
 # without booting or running anything of the image. What is already right is
-# left alone, so a second run changes nothing. README, "Deploying".
+# left alone, so a second run changes nothing. docs/deploying.md.
 #
 # Every path is resolved inside the image as the gateway will see it, like a
 # chroot: an absolute symlink in the image (/var/run -> /run) points into

@@ -153,7 +153,8 @@ func fsType(dir string) string {
 }
 
 // diskSync times n 4 KiB writes each followed by fdatasync in dir: a bbolt
-// commit is two of these (data pages, then the meta page; PITFALLS.md), so
+// commit is two of these (data pages, then the meta page;
+// docs/dependencies.md#bbolt-commit-fsyncs), so
 // the disk sets the floor of receive→stored, and the figures can only be
 // compared between machines with this beside them.
 func diskSync(dir string, n int) (p50, p99 float64, err error) {

@@ -32,7 +32,7 @@ import (
 // Where the baselines come from.
 const (
 	pythonBin       = "/usr/bin/python3"             // Debian's, with python3-paho-mqtt (paho 1.x)
-	defaultScript   = "scripts/baseline/seed_sub.py" // a copy of ../shared/baselines/seed_sub.py; make runs from the repository top
+	defaultScript   = "scripts/baseline/seed_sub.py" // the old script, kept as the baseline; make runs from the repository top
 	mosquittoSubBin = "mosquitto_sub"
 	aptPahoCommand  = "apt-get install -y python3-paho-mqtt"
 )

@@ -98,7 +98,7 @@ type fileSubject struct {
 	base  int
 }
 
-// newScript is the old script (shared/baselines/seed_sub.py) under
+// newScript is the old script (scripts/baseline/seed_sub.py) under
 // Debian's python3 with paho-mqtt 1.x: QoS 1, persistent session, one
 // open-append-close of SEED_LOG per message; its stdout (a copy of each
 // line) goes to /dev/null.

@@ -13,7 +13,8 @@ import (
 	"github.com/edge-agent/edge-agent/agent/agenttest"
 )
 
-// reconnectCap is the agent's backoff cap (README: "from ~1 s up to 60 s").
+// reconnectCap is the agent's backoff cap (docs/design.md#what-it-is:
+// "from ~1 s up to 60 s").
 const reconnectCap = 60 * time.Second
 
 // runBrokerRestarts restarts a persistent mosquitto cleanly several times

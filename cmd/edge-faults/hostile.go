@@ -12,8 +12,9 @@ import (
 	"github.com/edge-agent/edge-agent/agent/control"
 )
 
-// hostile is one payload and what the agent must answer (DESIGN.md,
-// "Commands"): no reply for a plain notification, else exactly one reply.
+// hostile is one payload and what the agent must answer
+// (docs/design.md#commands): no reply for a plain notification, else
+// exactly one reply.
 type hostile struct {
 	name    string
 	payload []byte

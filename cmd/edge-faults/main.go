@@ -5,7 +5,7 @@
 // loop-mounted ext4, hostile payloads, messages of tens of MB and retained
 // commands, a flood of large messages, an abused control socket, broken
 // TLS — then checks each
-// guarantee of DESIGN.md ("Guarantees") and prints the figures.
+// guarantee of docs/design.md#guarantees and prints the figures.
 //
 // `make faults` runs the bounded version (CI); `make faults SOAK=30m` runs
 // each scenario longer. Every random choice comes from -seed, which is
@@ -235,7 +235,7 @@ func main() {
 	results = append(results, bg...)
 	e.killAll()
 	cleanupNetns()
-	// No agent ever logged the MQTT password (DESIGN.md, Security).
+	// No agent ever logged the MQTT password (docs/design.md#security).
 	sec := &result{name: "secrets"}
 	e.mu.Lock()
 	for _, a := range e.agents {
@@ -290,7 +290,7 @@ func known(name string) bool {
 	return false
 }
 
-// summary keys: the figures the README carries.
+// summary keys: the figures docs/testing.md#make-faults carries.
 var summaryKeys = []struct{ key, label string }{
 	{"kills", "power: agent SIGKILLs survived"},
 	{"acked", "power: messages acknowledged by the broker"},

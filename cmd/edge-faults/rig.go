@@ -63,8 +63,8 @@ func (e *env) logf(format string, args ...any) {
 }
 
 // broker starts a mosquitto with TLS, the agent's and the cloud's users, a
-// queue far above what a scenario produces (README, "The broker"), and
-// optionally persistence.
+// queue far above what a scenario produces
+// (docs/deploying.md#the-broker), and optionally persistence.
 func (e *env) broker(name string, opts agenttest.MosquittoOptions) (*agenttest.Mosquitto, error) {
 	opts.PKI = e.pki
 	if opts.Users == nil {
@@ -318,7 +318,8 @@ func (e *env) killAll() {
 	}
 }
 
-// status is the subset of `status -json` (DESIGN.md) the suite reads.
+// status is the subset of `status -json` (docs/design.md#status-document)
+// the suite reads.
 type status struct {
 	State     string    `json:"state"`
 	Connected bool      `json:"connected"`

@@ -12,7 +12,8 @@ import (
 // Kills inside the commit path. strace runs the agent and injects SIGKILL
 // at the entry of its Nth pwrite64 or fdatasync (counted per thread), the
 // two system calls of a bbolt commit: data pages (pwrite64), fdatasync, the
-// meta page (pwrite64 at page 0 or 1), fdatasync (PITFALLS: bbolt). The
+// meta page (pwrite64 at page 0 or 1), fdatasync
+// (docs/dependencies.md#bbolt-commit-fsyncs). The
 // killed call is never executed. The trace then tells where the kill landed.
 //
 // A SIGKILL keeps what reached the page cache, a power cut may not: after
