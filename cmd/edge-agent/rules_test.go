@@ -156,6 +156,19 @@ func TestRulesDriveRelays(t *testing.T) {
 	if code, out, _ := cli("status", "-config", r.cfgPath); code != 0 || !strings.Contains(out, "5 messages acted on, 1 on a rule's topic matched no rule") {
 		t.Errorf("status text: exit %d\n%s", code, out)
 	}
+
+	// The rule topics are subscribed again on every connect.
+	before, _ := r.status()
+	if err := r.broker.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(20*time.Second, func(s agent.Status) bool { return s.Connected && s.Since.After(before.Since) })
+	rep = r.alinkReplies()
+	pub = r.publisher("platform-again")
+	r.publishTo(pub, r.propertyTopic(), propertySet("129", `{"LightSwitch":0}`))
+	if got := rep.wait("129", 1)[0]; code(got) != 200 {
+		t.Fatalf("after a broker restart: reply %v", got)
+	}
 }
 
 // A rule acts at most once per (rule, id): a repeated id is answered again
