@@ -173,8 +173,14 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		h.setBacklog(st.Pending + out)
 	}
 
-	w := newWriter(d.db, h, log.With("part", "writer"))
-	w.notifyTopic, w.replyTopic, w.rules, w.flash, w.onBacklog = sc.NotifyTopic, cfg.MQTT.ReplyTopic, ruleSet, d.panel.Flash, backlog
+	// The doorbells between the parts, made first so that every part gets
+	// both ends at construction.
+	pending, replies, freed := newWake(), newWake(), newWake()
+	w := newWriter(writerConfig{
+		Inbox: d.db, Health: h, Log: log.With("part", "writer"),
+		NotifyTopic: sc.NotifyTopic, ReplyTopic: cfg.MQTT.ReplyTopic, Rules: ruleSet,
+		Pending: pending, Replies: replies, Freed: freed, Flash: d.panel.Flash, Backlog: backlog,
+	})
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		// Only enqueue: a handler that blocks on I/O stalls paho's network
 		// loop and with it the keepalive (docs/dependencies.md#paho-handler-must-not-block).
@@ -184,23 +190,23 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		}
 		w.enqueue(inbound{msg: msg, ack: m.Ack})
 	}
-	sess := newSession(sc, creds, h, log.With("part", "mqtt"), handler,
-		&backoff.Backoff{Min: reconnectMin, Max: reconnectMax, Jitter: true})
-	sess.outbox, sess.onBacklog = d.db, backlog
-
-	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: d.db, bank: d.bank, leds: d.panel, ingest: &w.stats}
+	sess := newSession(sessionDeps{
+		cfg: sc, creds: creds, health: h, log: log.With("part", "mqtt"), handler: handler,
+		outbox: d.db, outboxWake: replies, onBacklog: backlog,
+	})
+	// The status document reads the parts; the dispatcher answers
+	// agent.status with it.
+	ruleCounts := &ruleStats{}
+	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: d.db, bank: d.bank, leds: d.panel,
+		ingest: &w.stats, rules: ruleCounts}
 	disp := &dispatcher{
 		db: d.db, bank: d.bank, leds: d.panel, log: log.With("part", "command"),
-		notifyTopic: sc.NotifyTopic, replyTopic: cfg.MQTT.ReplyTopic,
-		status: src.build, now: time.Now,
-		wake: make(chan struct{}, 1), local: make(chan localRelayReq), done: make(chan struct{}),
-		outboxUp: sess.wakeOutbox, handled: w.handled, onBacklog: backlog,
+		notifyTopic: sc.NotifyTopic, replyTopic: cfg.MQTT.ReplyTopic, rules: ruleSet, ruleStats: ruleCounts,
+		status: src.build, now: time.Now, pending: pending, replies: replies, freed: freed, onBacklog: backlog,
+		local: make(chan localRelayReq), done: make(chan struct{}),
 		failpoint: opts.Failpoint,
 		retry:     backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
-		rules:     ruleSet,
 	}
-	src.rules = &disp.ruleStats
-	w.onPending, w.onReply = disp.poke, sess.wakeOutbox
 
 	d.acts = &controlActions{disp: disp, panel: d.panel, stopping: make(chan struct{})}
 	if d.ctl, err = control.Listen(cfg.DataDir, d.db, func() any { return src.build() }, d.acts, log); err != nil {

@@ -57,17 +57,17 @@ type dispatcher struct {
 	status      func() Status
 	now         func() time.Time
 
-	wake      chan struct{} // the writer stored pending records
+	pending   wake          // poked by the writer: it stored pending records
 	local     chan localRelayReq
-	outboxUp  func()        // tells the session there are replies to publish
-	handled   func()        // tells the writer pending records were handled (room for ErrFull)
+	replies   wake          // poked for the session: there are replies to publish
+	freed     wake          // poked for the writer: records were handled (room after ErrFull)
 	onBacklog func()        // tells health what is pending changed
 	done      chan struct{} // closed when run returns; nil in tests that drive drain
 	retry     backoff.Backoff
 
 	// rules turn platform payloads into actions; nil = none.
 	rules        *rules.Set
-	ruleStats    ruleStats
+	ruleStats    *ruleStats // counts for status; nil in tests that do not read them
 	unmatchedLog logLimiter
 
 	beat heartbeat // see writer.beat
@@ -79,13 +79,6 @@ type dispatcher struct {
 }
 
 const identifyDefault = 30 * time.Second
-
-func (d *dispatcher) poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
 
 func (d *dispatcher) run(ctx context.Context) {
 	if d.done != nil {
@@ -113,7 +106,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.wake:
+		case <-d.pending:
 		case <-timer.C:
 		case req := <-d.local:
 			st, err := d.setLocal(ctx, req.relayRequest)
@@ -158,11 +151,11 @@ func (d *dispatcher) apply(ctx context.Context, c store.Change) bool {
 		d.beat.stamp()
 		_, err := d.db.Apply(c)
 		if err == nil {
-			if len(c.Outbox) > 0 && d.outboxUp != nil {
-				d.outboxUp()
+			if len(c.Outbox) > 0 {
+				d.replies.poke()
 			}
-			if len(c.Handled) > 0 && d.handled != nil {
-				d.handled()
+			if len(c.Handled) > 0 {
+				d.freed.poke()
 			}
 			if (len(c.Outbox) > 0 || len(c.Handled) > 0) && d.onBacklog != nil {
 				d.onBacklog()

@@ -39,7 +39,7 @@ func (wedgedCreds) endpoint(context.Context) (endpoint, error) { select {} }
 // A wedged session stops the watchdog's pings, as a wedged writer or
 // dispatcher does; the daemon gives the watchdog all three.
 func TestWatchdogCoversTheSession(t *testing.T) {
-	s := newSession(sessionConfig{}, wedgedCreds{}, newHealth(time.Now()), quietLogger(), nil, nil)
+	s := newSession(sessionDeps{creds: wedgedCreds{}, health: newHealth(time.Now()), log: quietLogger()})
 	go s.run(context.Background()) // stuck for good: the test's process ends it
 	var calls atomic.Int32
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)

@@ -26,8 +26,7 @@ import (
 // startWriter runs a writer on db for the test's lifetime.
 func startWriter(t *testing.T, db *store.DB) *writer {
 	t.Helper()
-	w := newWriter(db, newHealth(time.Now()), quietLogger())
-	w.notifyTopic, w.replyTopic = "n", "r"
+	w := newWriter(writerConfig{Inbox: db, Health: newHealth(time.Now()), Log: quietLogger(), NotifyTopic: "n", ReplyTopic: "r"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.run(ctx) }()
@@ -75,8 +74,8 @@ func TestWriterSplitsBatchOverPendingBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	w := newWriter(db, newHealth(time.Now()), quietLogger())
-	w.notifyTopic = "n"
+	freed := newWake()
+	w := newWriter(writerConfig{Inbox: db, Health: newHealth(time.Now()), Log: quietLogger(), NotifyTopic: "n", Freed: freed})
 
 	const n = 600
 	acks := newAckCounter(n)
@@ -95,7 +94,7 @@ func TestWriterSplitsBatchOverPendingBound(t *testing.T) {
 			seqs, _ := db.PendingSeqs(0, 100)
 			if len(seqs) > 0 {
 				if _, err := db.Apply(store.Change{Handled: seqs}); err == nil {
-					w.handled()
+					freed.poke()
 				}
 			}
 			time.Sleep(time.Millisecond)
@@ -202,7 +201,7 @@ func TestWriterRefusesOnArrival(t *testing.T) {
 // The writer's queue is bounded in bytes: a publisher's large messages wait
 // at the handler (and so at the broker) instead of piling up in memory.
 func TestWriterQueueBoundedInBytes(t *testing.T) {
-	w := newWriter(nil, newHealth(time.Now()), quietLogger())
+	w := newWriter(writerConfig{Health: newHealth(time.Now()), Log: quietLogger()})
 	msg := func() inbound {
 		return inbound{msg: store.Message{Topic: "t", Payload: make([]byte, 1<<20)}, ack: func() {}}
 	}

@@ -62,27 +62,9 @@ type writer struct {
 	now    func() time.Time
 	sleep  func(time.Duration) // time.Sleep; tests replace it
 
-	// notifyTopic: only a message on it can be a command, so only those
-	// are stored pending for the dispatcher.
-	notifyTopic string
-	// replyTopic is where a refusal on arrival is answered ("" = nowhere).
-	replyTopic string
-	// rules: a message on one of their topics is pending for the
-	// dispatcher too; nil = none.
-	rules *rules.Set
-	// onPending is called after a commit that stored pending records.
-	onPending func()
-	// onReply is called after a commit that queued a reply.
-	onReply func()
-	// freed is poked when pending records were handled, which may make
-	// room for a batch that failed with ErrFull.
-	freed chan struct{}
+	writerConfig
 	// refusals rate-limits the log lines of messages refused on arrival.
 	refusals logLimiter
-	// flash shows stored messages on the activity LED (once per commit:
-	// the LED coalesces flashes to 10 Hz anyway).
-	flash func()
-
 	// stats counts commits and latencies for the status document; logs
 	// writes the per-message line, summarised under load.
 	stats ingestStats
@@ -98,28 +80,52 @@ type writer struct {
 	// the messages.
 	retry backoff.Backoff
 
-	// onBacklog is called after a commit that changed what is pending
-	// (commands, replies), so health learns the backlog without polling.
-	onBacklog func()
-
 	// done is closed when run returns: the MQTT handler stops waiting on
 	// a writer that is gone (what it held is redelivered by the broker).
 	done chan struct{}
 }
 
-func newWriter(inbox Inbox, h *health, log *slog.Logger) *writer {
+// writerConfig is what the writer is built with.
+type writerConfig struct {
+	Inbox  Inbox
+	Health *health
+	Log    *slog.Logger
+
+	// NotifyTopic: only a message on it can be a command, so only those
+	// are stored pending for the dispatcher.
+	NotifyTopic string
+	// ReplyTopic is where a refusal on arrival is answered ("" = nowhere).
+	ReplyTopic string
+	// Rules: a message on one of their topics is pending for the
+	// dispatcher too; nil = none.
+	Rules *rules.Set
+
+	// Pending is poked after a commit that stored pending records (the
+	// dispatcher waits on it); Replies after one that queued a reply (the
+	// session's outbox). Freed is poked by the dispatcher when it handled
+	// records, which may make room for a batch that failed with ErrFull.
+	Pending, Replies, Freed wake
+	// Flash shows stored messages on the activity LED (once per commit:
+	// the LED coalesces flashes to 10 Hz anyway); nil = none.
+	Flash func()
+	// Backlog is called after a commit that changed what is pending
+	// (commands, replies), so health learns the backlog without polling.
+	Backlog func()
+}
+
+func newWriter(c writerConfig) *writer {
 	return &writer{
-		in:     make(chan inbound, queueLen),
-		queued: newByteGate(queueBytes),
-		freed:  make(chan struct{}, 1),
-		inbox:  inbox,
-		health: h,
-		log:    log,
-		logs:   newStoredLog(log),
-		now:    time.Now,
-		sleep:  time.Sleep,
-		retry:  backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
-		done:   make(chan struct{}),
+		writerConfig: c,
+		in:           make(chan inbound, queueLen),
+		queued:       newByteGate(queueBytes),
+		inbox:        c.Inbox,
+		health:       c.Health,
+		log:          c.Log,
+		logs:         newStoredLog(c.Log),
+		now:          time.Now,
+		sleep:        time.Sleep,
+		retry:        backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
+		done:         make(chan struct{}),
 	}
 }
 
@@ -137,14 +143,6 @@ func (w *writer) enqueue(in inbound) bool {
 	case <-w.done:
 		w.queued.release(in.size())
 		return false
-	}
-}
-
-// handled tells the writer that the dispatcher handled pending records.
-func (w *writer) handled() {
-	select {
-	case w.freed <- struct{}{}:
-	default:
 	}
 }
 
@@ -235,17 +233,17 @@ func (w *writer) store(ctx context.Context, batch []inbound, msgs []store.Messag
 	}
 	w.logs.stored(done, seqs, batch)
 	w.logs.due(done)
-	if w.flash != nil {
-		w.flash()
+	if w.Flash != nil {
+		w.Flash()
 	}
-	if pending && w.onPending != nil {
-		w.onPending()
+	if pending {
+		w.Pending.poke()
 	}
-	if replies && w.onReply != nil {
-		w.onReply()
+	if replies {
+		w.Replies.poke()
 	}
-	if (pending || replies) && w.onBacklog != nil {
-		w.onBacklog()
+	if (pending || replies) && w.Backlog != nil {
+		w.Backlog()
 	}
 	return true
 }
@@ -256,14 +254,14 @@ func (w *writer) store(ctx context.Context, batch []inbound, msgs []store.Messag
 func (w *writer) classify(in *inbound) {
 	m := &in.msg
 	m.Pending, m.Reply = false, nil
-	if m.Topic == w.notifyTopic {
+	if m.Topic == w.NotifyTopic {
 		if ce := refuseOnArrival(m.Payload, m.Retained, m.Oversize); ce != nil {
 			w.refuse(in, ce)
 			return
 		}
 		m.Pending = m.Oversize == 0 && mayBeCommand(m.Payload)
 	}
-	if m.Pending || !w.rules.OnTopic(m.Topic) {
+	if m.Pending || !w.Rules.OnTopic(m.Topic) {
 		return
 	}
 	// A message on a rule's topic waits for the dispatcher's rules, unless
@@ -286,8 +284,8 @@ func (w *writer) classify(in *inbound) {
 // refuse stores in as handled, with ce's reply queued beside it.
 func (w *writer) refuse(in *inbound, ce *cmdError) {
 	in.refused, in.msg.Pending = true, false
-	if w.replyTopic != "" {
-		in.msg.Reply = &store.OutMsg{Topic: w.replyTopic, Payload: errorReply(ce)}
+	if w.ReplyTopic != "" {
+		in.msg.Reply = &store.OutMsg{Topic: w.ReplyTopic, Payload: errorReply(ce)}
 	}
 	if w.refusals.allow(w.now()) {
 		w.log.Warn("command refused on arrival; stored, not executed", "topic", clip(in.msg.Topic),
@@ -362,8 +360,8 @@ func (w *writer) commit(ctx context.Context, msgs []store.Message, split bool) (
 			failing = true
 		}
 		w.health.setStorage(fmt.Errorf("store: %w", err))
-		// The dispatcher handling records (w.freed) may let an ErrFull pass.
-		if !w.retry.Sleep(ctx, w.freed) {
+		// The dispatcher handling records (Freed) may let an ErrFull pass.
+		if !w.retry.Sleep(ctx, w.Freed) {
 			return nil, ctx.Err()
 		}
 	}

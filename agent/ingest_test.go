@@ -63,7 +63,7 @@ func TestWriterAcksInReceiveOrderAfterCommit(t *testing.T) {
 		acks []int
 	)
 	inbox := &recordingInbox{db: db, acks: &acks}
-	w := newWriter(inbox, newHealth(time.Now()), quietLogger())
+	w := newWriter(writerConfig{Inbox: inbox, Health: newHealth(time.Now()), Log: quietLogger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.run(ctx) }()
@@ -141,7 +141,7 @@ func TestWriterHoldsAcksWhileStoreFails(t *testing.T) {
 	var acks []int
 	inbox := &recordingInbox{db: db, acks: &acks, failFirst: 3}
 	h := newHealth(time.Now())
-	w := newWriter(inbox, h, quietLogger())
+	w := newWriter(writerConfig{Inbox: inbox, Health: h, Log: quietLogger()})
 	clk := &stepClock{timers: make(chan chan time.Time)}
 	w.retry.Clock = clk
 	ctx, cancel := context.WithCancel(context.Background())
@@ -197,7 +197,7 @@ func TestWriterTakeLingersOnlyUnderAFlood(t *testing.T) {
 		{name: "full queue: no wait", queued: lingerBatch, arrivals: []int{10}, wantBatch: lingerBatch + 1, wantSleeps: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWriter(nil, newHealth(time.Now()), quietLogger())
+			w := newWriter(writerConfig{Health: newHealth(time.Now()), Log: quietLogger()})
 			w.in = make(chan inbound, 4096)
 			for range tc.queued {
 				w.in <- inbound{}

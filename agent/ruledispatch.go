@@ -50,7 +50,9 @@ func (d *dispatcher) handleRules(ctx context.Context, seq uint64, rec store.Reco
 	if len(res.Matched) == 0 {
 		return false
 	}
-	d.ruleStats.matched.Add(1)
+	if d.ruleStats != nil {
+		d.ruleStats.matched.Add(1)
+	}
 	results := make([]ruleResult, len(res.Matched))
 	for i, o := range res.Matched {
 		r, ok := d.ruleAction(ctx, seq, o)
@@ -217,7 +219,9 @@ func agentCode(code int) string {
 // stored, counted, and logged (rate-limited) with the rules it nearly
 // matched, never silently dropped.
 func (d *dispatcher) unmatched(seq uint64, rec store.Record) {
-	d.ruleStats.unmatched.Add(1)
+	if d.ruleStats != nil {
+		d.ruleStats.unmatched.Add(1)
+	}
 	if d.unmatchedLog.allow(d.now()) {
 		near := d.rules.Match(rec.Topic, rec.Payload).Near
 		d.log.Warn("message on a rule's topic matched no rule; stored, not acted on", "seq", seq, "topic", clip(rec.Topic),

@@ -74,23 +74,28 @@ const (
 // session owns the paho client: it connects, subscribes on every connect,
 // reconnects with jittered backoff, and hands each message to the writer.
 type session struct {
-	cfg     sessionConfig
-	creds   credSource
-	health  *health
-	log     *slog.Logger
-	handler mqtt.MessageHandler
-	backoff *backoff.Backoff
-	now     func() time.Time
+	sessionDeps
+	now func() time.Time
 
 	// beat is stamped by the loop at least every heartbeatEvery, while it
 	// waits too: the watchdog's proof that the session is not wedged.
 	beat heartbeat
 
 	lost chan error // connection-lost notifications from paho
+}
 
-	outbox     outboxStore   // replies to publish; nil = none
-	outboxWake chan struct{} // the dispatcher queued a reply
-	onBacklog  func()        // replies were acknowledged: what is pending changed
+// sessionDeps is what the session is built with.
+type sessionDeps struct {
+	cfg     sessionConfig
+	creds   credSource
+	health  *health
+	log     *slog.Logger
+	handler mqtt.MessageHandler
+	backoff *backoff.Backoff
+
+	outbox     outboxStore // replies to publish; nil = none
+	outboxWake wake        // poked when replies were queued
+	onBacklog  func()      // replies were acknowledged: what is pending changed
 }
 
 // outboxStore is what the session needs of the store to publish replies.
@@ -99,17 +104,11 @@ type outboxStore interface {
 	DeleteOutbox(ids ...uint64) error
 }
 
-// wakeOutbox tells the session there are replies to publish.
-func (s *session) wakeOutbox() {
-	select {
-	case s.outboxWake <- struct{}{}:
-	default:
+func newSession(d sessionDeps) *session {
+	if d.backoff == nil {
+		d.backoff = &backoff.Backoff{Min: reconnectMin, Max: reconnectMax, Jitter: true}
 	}
-}
-
-func newSession(cfg sessionConfig, creds credSource, h *health, log *slog.Logger, handler mqtt.MessageHandler, bo *backoff.Backoff) *session {
-	return &session{cfg: cfg, creds: creds, health: h, log: log, handler: handler, backoff: bo, now: time.Now,
-		lost: make(chan error, 1), outboxWake: make(chan struct{}, 1)}
+	return &session{sessionDeps: d, now: time.Now, lost: make(chan error, 1)}
 }
 
 func (s *session) options(ep endpoint) *mqtt.ClientOptions {
