@@ -57,7 +57,7 @@ type dispatcher struct {
 	status      func() Status
 	now         func() time.Time
 
-	pending   wake          // poked by the writer: it stored pending records
+	pending   wake // poked by the writer: it stored pending records
 	local     chan localRelayReq
 	replies   wake          // poked for the session: there are replies to publish
 	freed     wake          // poked for the writer: records were handled (room after ErrFull)
