@@ -103,7 +103,7 @@ func makeRoot(t *testing.T, dir string, s rootSpec) {
 
 // loopDev attaches img and returns the loop device and its partitions' node
 // names, detached on cleanup. The kernel here may not scan partitions of
-// loop devices: partx adds them (shared/RIGS.md).
+// loop devices: partx adds them (this kernel has no partition parser).
 func loopDev(t *testing.T, img string) (loop string, parts []string) {
 	t.Helper()
 	loop = strings.TrimSpace(sh(t, "losetup", "-f", "-P", "--show", img))

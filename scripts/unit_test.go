@@ -132,7 +132,7 @@ func TestUnitDirectives(t *testing.T) {
 		t.Errorf("WatchdogSec=%q, want a value in seconds", v)
 	}
 	// Resource bounds for a Pi Zero (512 MB): the agent peaks at ~32 MB
-	// draining a 100,000-message backlog (README, Performance), so the
+	// draining a 100,000-message backlog (docs/testing.md#make-bench), so the
 	// kill line is well above that and well below the machine.
 	const peak, zeroRAM = 32 << 20, 512 << 20
 	high, memMax := unitBytes(t, got, "MemoryHigh"), unitBytes(t, got, "MemoryMax")
@@ -148,7 +148,7 @@ func TestUnitDirectives(t *testing.T) {
 	} else if n, err := strconv.Atoi(v[0]); err != nil || n < 32 || n > 256 {
 		t.Errorf("TasksMax=%s, want a number from 32 to 256", v[0])
 	}
-	// Stopping takes at most 8 s (README): the stop timeout must allow it.
+	// Stopping takes at most 8 s (README, docs/architecture.md): the stop timeout must allow it.
 	if v := got["TimeoutStopSec"]; len(v) != 1 {
 		t.Errorf("TimeoutStopSec=%q", v)
 	} else if s, err := strconv.Atoi(strings.TrimSuffix(v[0], "s")); err != nil || s < 10 {

@@ -171,7 +171,7 @@ func newInbox() *inbox {
 // expect waits until every payload of want has arrived. QoS 1 may deliver
 // a message again, also one an earlier expect took: a PUBACK still queued
 // in paho when the client disconnects is lost and the broker resends the
-// message on the next connect (shared/RIGS.md). So repeats are allowed;
+// message on the next connect (mosquitto_sub -C quits before its last PUBACKs). So repeats are allowed;
 // any other payload is an error.
 func (in *inbox) expect(t *testing.T, want ...string) {
 	t.Helper()

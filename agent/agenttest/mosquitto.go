@@ -225,7 +225,7 @@ func mosquittoConf(opts MosquittoOptions, m *Mosquitto, passwdFile string) strin
 	line("# written by agenttest.StartMosquitto")
 	if os.Geteuid() == 0 {
 		// Started as root, mosquitto drops to user "mosquitto", which may
-		// not read our 0600 keys or write Dir (shared/RIGS.md).
+		// not read our 0600 keys or write Dir (as root it drops to user mosquitto).
 		line("user root")
 	}
 	line("log_dest stderr")

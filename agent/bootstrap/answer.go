@@ -19,7 +19,7 @@ type field struct {
 	names []string // default names, case-insensitive, at the top level then under "data"
 }
 
-// The defaults (doc.go lists them for the README).
+// The defaults (doc.go lists them; docs/design.md#bootstrap too).
 var (
 	tokenField    = field{"token", "bootstrap.token_field", []string{"Token", "accessToken"}}
 	brokerField   = field{"broker", "bootstrap.broker_field", []string{"broker", "brokerUrl", "brokerAddress", "mqttUrl", "mqttBroker", "url", "address", "server"}}

@@ -56,7 +56,7 @@ type bootstrapSection struct {
 	PasswordFile   string `toml:"password_file"`
 	CAFile         string `toml:"ca_file"`
 	// Where the answers carry what we need, as dotted paths ("data.token");
-	// "" = the defaults (README, "Bootstrap").
+	// "" = the defaults (docs/design.md#bootstrap).
 	TokenField        string `toml:"token_field"`
 	BrokerField       string `toml:"broker_field"`
 	MQTTUsernameField string `toml:"mqtt_username_field"`

@@ -7,7 +7,7 @@ import (
 
 // Two small scanners instead of package regexp: these were its only users in
 // the agent, and regexp with its parser cost the ARM binary ~100 KB of the
-// 8 MB budget (README, "Performance"). scan_test.go checks both against the
+// 8 MB budget (docs/testing.md#make-bench). scan_test.go checks both against the
 // regular expressions they replace.
 
 // findPlaceholder returns the first {name} in s, name being one or more of

@@ -109,7 +109,7 @@ func newRig(t *testing.T, opts agenttest.MosquittoOptions) *rig {
 	// mosquitto drops messages for an offline client beyond
 	// max_queued_messages (default 1000) even though it acknowledged them to
 	// the publisher; a fleet's broker must queue more than an outage
-	// produces, and so does this one (README, "The broker").
+	// produces, and so does this one (docs/deploying.md#the-broker).
 	opts.Extra = append(opts.Extra, "max_queued_messages 1000000")
 	b := agenttest.MustMosquitto(t, opts)
 	r := &rig{t: t, pki: pki, broker: b, dir: t.TempDir(), device: "dev-" + strings.ReplaceAll(t.Name(), "/", "-")}

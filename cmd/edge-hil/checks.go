@@ -10,7 +10,7 @@ import (
 )
 
 // Tolerances, from measurements of this rig on a 2-core x86-64 under TCG
-// (README, "Hardware in the loop"); each has several times the spread seen.
+// (docs/testing.md#make-hil); each has several times the spread seen.
 const (
 	// settle is how long after a command's reply the trace is read: QEMU
 	// writes a trace line before the guest's write returns, so before the

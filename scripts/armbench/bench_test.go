@@ -1,6 +1,6 @@
 // Package armbench holds the CPU-bound work the agent does per message and
 // per connection, as benchmarks, to decide whether an armv7 build is worth
-// shipping beside armv6 (README, "Building"). Run both under the same
+// shipping beside armv6 (docs/deploying.md#building). Run both under the same
 // emulated core:
 //
 //	for v in 6 7; do
