@@ -6,13 +6,13 @@ import "github.com/edge-agent/edge-agent/hw/led"
 // for the two other things `led test` plays. One line each: `led test` and
 // `status` print them, and the technician's card carries the same words.
 var hints = map[string]string{
-	led.StateOK:         "nothing: all fine",
-	led.StateBacklog:    "nothing: it is catching up",
-	led.StateConnecting: "the network cable / Wi-Fi and that the broker is reachable (a minute of this after power-up is normal)",
-	led.StateAuth:       "credentials or certificates: the clock (NTP; the unit has no clock battery) and the password/certificate files",
-	led.StateBootstrap:  "the account service is unreachable: the network, as for connecting, and bootstrap.login_url",
-	led.StateStorage:    "the SD card is full or failing: free space or replace the card",
-	led.StateConfig:     "run edge-agent config check and fix what it lists, then restart the agent",
+	led.StateOK:         "nothing: the unit is fine",
+	led.StateBacklog:    "normal for a moment after reconnecting; if it stays for many minutes, call the operator",
+	led.StateConnecting: "network cable seated and its port lights on; switch/router powered; Wi-Fi in range; does another device (a phone) on the same network reach the internet? A minute of this after power-up is normal",
+	led.StateAuth:       "just powered up? The unit has no clock battery: give it a few minutes with network to set its time. Still blinking: call the operator",
+	led.StateBootstrap:  "as for connecting: the network first; then call the operator (the account service may be down)",
+	led.StateStorage:    "call the operator; do not swap the SD card unasked (it holds the unit's data). Relays keep their state",
+	led.StateConfig:     "nothing to fix on site: call the operator (was the unit just reconfigured or updated?); with a shell: edge-agent config check",
 	"activity":          "nothing: one flash per message received",
 	"identify":          "nothing: this is the unit someone asked to identify itself",
 }

@@ -36,9 +36,9 @@ func TestCLILEDTestPrintsHints(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"check first: run edge-agent config check",
-		"check first: the SD card is full or failing",
-		"check first: the network cable / Wi-Fi and that the broker is reachable",
+		"check first: nothing to fix on site: call the operator (was the unit just reconfigured or updated?); with a shell: edge-agent config check",
+		"check first: call the operator; do not swap the SD card unasked",
+		"check first: network cable seated and its port lights on",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("led test output lacks %q:\n%s", want, out)

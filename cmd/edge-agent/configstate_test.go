@@ -67,7 +67,7 @@ pin = "GPIO17"
 	if code != 0 {
 		t.Fatalf("status: exit %d: %s\nagent log:\n%s", code, errOut, p.Log())
 	}
-	for _, want := range []string{"state", "config", "check first", "run edge-agent config check", "led status", "device_id", "mqtt.broker", "allow_plaintext"} {
+	for _, want := range []string{"state", "config", "check first", "with a shell: edge-agent config check", "led status", "device_id", "mqtt.broker", "allow_plaintext"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
