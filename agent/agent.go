@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -176,10 +177,12 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	// The doorbells between the parts, made first so that every part gets
 	// both ends at construction.
 	pending, replies, freed := newWake(), newWake(), newWake()
+	stored := newFeed()
 	w := newWriter(writerConfig{
 		Inbox: d.db, Health: h, Log: log.With("part", "writer"),
 		NotifyTopic: sc.NotifyTopic, ReplyTopic: cfg.MQTT.ReplyTopic, Rules: ruleSet,
 		Pending: pending, Replies: replies, Freed: freed, Flash: d.panel.Flash, Backlog: backlog,
+		Stored: func(uint64) { stored.ring() },
 	})
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		// Only enqueue: a handler that blocks on I/O stalls paho's network
@@ -208,7 +211,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		retry:     backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
 	}
 
-	d.acts = &controlActions{disp: disp, panel: d.panel, stopping: make(chan struct{})}
+	d.acts = &controlActions{disp: disp, panel: d.panel, db: d.db, feed: stored, stopping: make(chan struct{})}
 	if d.ctl, err = control.Listen(cfg.DataDir, d.db, func() any { return src.build() }, d.acts, log); err != nil {
 		return nil, err
 	}
@@ -303,8 +306,16 @@ func (d *Daemon) close() error {
 type controlActions struct {
 	disp     *dispatcher
 	panel    *led.Panel
+	db       followStore
+	feed     *feed
 	stopping chan struct{}
 	once     sync.Once
+}
+
+// followStore is what `inbox follow` reads.
+type followStore interface {
+	Stats() (store.Stats, error)
+	Scan(after uint64, fn func(store.Record) error) error
 }
 
 func (a *controlActions) stop() { a.once.Do(func() { close(a.stopping) }) }
@@ -337,6 +348,39 @@ func (a *controlActions) SetRelay(name string, on bool, dur time.Duration) (cont
 }
 
 func (a *controlActions) Identify(d time.Duration) { a.panel.Identify(d) }
+
+// Follow is `inbox follow`: every record after `after` (math.MaxUint64:
+// from the next one stored), then each as it is stored.
+func (a *controlActions) Follow(stop <-chan struct{}, after uint64, fn func(store.Record) error) error {
+	if after == math.MaxUint64 {
+		st, err := a.db.Stats()
+		if err != nil {
+			return err
+		}
+		after = st.LastSeq
+	}
+	for {
+		next := a.feed.next() // before the read: a commit after it rings this one
+		err := a.db.Scan(after, func(r store.Record) error {
+			after = r.Seq
+			return fn(r)
+		})
+		if err != nil {
+			return err
+		}
+		select {
+		case <-next:
+		case <-stop:
+			return nil
+		case <-a.stopping:
+			return nil
+		}
+	}
+}
+
+func (a *controlActions) RewindSink(name string, seq uint64) error {
+	return fmt.Errorf("no sink named %q: this agent has no [[sink]]", name)
+}
 
 func (a *controlActions) LEDTest(each time.Duration, announce func(state string)) error {
 	return a.panel.PlayUntil(a.stopping, each, announce)

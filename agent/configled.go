@@ -126,6 +126,12 @@ func (a *configStateActions) SetRelay(string, bool, time.Duration) (control.Rela
 
 func (a *configStateActions) Identify(d time.Duration) { a.panel.Identify(d) }
 
+func (a *configStateActions) Follow(<-chan struct{}, uint64, func(store.Record) error) error {
+	return a.refused
+}
+
+func (a *configStateActions) RewindSink(string, uint64) error { return a.refused }
+
 func (a *configStateActions) LEDTest(each time.Duration, announce func(state string)) error {
 	return a.panel.PlayUntil(a.stopping, each, announce)
 }

@@ -111,6 +111,9 @@ type writerConfig struct {
 	// Backlog is called after a commit that changed what is pending
 	// (commands, replies), so health learns the backlog without polling.
 	Backlog func()
+	// Stored is called after every commit with the last seq it stored
+	// (followers, sinks); it must not block. nil = none.
+	Stored func(lastSeq uint64)
 }
 
 func newWriter(c writerConfig) *writer {
@@ -244,6 +247,9 @@ func (w *writer) store(ctx context.Context, batch []inbound, msgs []store.Messag
 	}
 	if (pending || replies) && w.Backlog != nil {
 		w.Backlog()
+	}
+	if w.Stored != nil && len(seqs) > 0 {
+		w.Stored(seqs[len(seqs)-1])
 	}
 	return true
 }

@@ -20,6 +20,10 @@ func (a *recordingActs) SetRelay(string, bool, time.Duration) (RelayApplied, err
 	return RelayApplied{}, nil
 }
 func (a *recordingActs) LEDTest(time.Duration, func(string)) error { return nil }
+func (a *recordingActs) Follow(<-chan struct{}, uint64, func(store.Record) error) error {
+	return nil
+}
+func (a *recordingActs) RewindSink(string, uint64) error { return nil }
 func (a *recordingActs) Identify(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

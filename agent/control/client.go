@@ -65,7 +65,7 @@ func Call(dir string, req Request, fn func(Reply) error) error {
 // streams says which requests answer with a stream of replies whose read
 // deadline is renewed as data arrives.
 func streams(cmd string) bool {
-	return cmd == CmdInboxList || cmd == CmdInboxExport || cmd == CmdLEDTest
+	return cmd == CmdInboxList || cmd == CmdInboxExport || cmd == CmdLEDTest || cmd == CmdInboxFollow
 }
 
 // replyTimeout is the default Timeouts.Reply for req.
@@ -141,6 +141,9 @@ func CallTimeouts(dir string, req Request, to Timeouts, fn func(Reply) error) er
 		if r.Done {
 			return nil
 		}
+		if r.Heartbeat {
+			continue
+		}
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -151,7 +154,11 @@ func CallTimeouts(dir string, req Request, to Timeouts, fn func(Reply) error) er
 	return errEndedEarly
 }
 
-var errEndedEarly = errors.New("control socket: the answer ended early (did the daemon stop?)")
+// ErrEndedEarly is an answer cut short: the daemon stopped (or died) in
+// the middle of it. For `inbox follow` that is how the stream ends.
+var ErrEndedEarly = errors.New("control socket: the answer ended early (did the daemon stop?)")
+
+var errEndedEarly = ErrEndedEarly
 
 // lines splits at newlines like bufio.ScanLines, but a last line without
 // its newline is an answer cut short (the daemon died, or a deadline

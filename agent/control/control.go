@@ -32,6 +32,8 @@ const (
 	CmdRelaySet    = "relay.set"    // Relay, On, For
 	CmdLEDIdentify = "led.identify" // For
 	CmdLEDTest     = "led.test"     // plays every pattern; a Reply with State per pattern
+	CmdInboxFollow = "inbox.follow" // records from Seq (0: only new ones) as they are stored, until the client goes
+	CmdSinkRewind  = "sink.rewind"  // Name, Seq: the sink delivers again from Seq
 )
 
 // MaxIdentify bounds how long led identify blinks: a longer blink hides the
@@ -47,6 +49,7 @@ type Request struct {
 	On    bool   `json:"on,omitempty"`
 	For   string `json:"for,omitempty"`  // a Go duration
 	Each  string `json:"each,omitempty"` // led.test: how long each pattern plays
+	Name  string `json:"name,omitempty"` // sink.rewind: the sink
 }
 
 // Reply is one line from the server.
@@ -55,6 +58,9 @@ type Reply struct {
 	Record *Record         `json:"record,omitempty"`
 	State  string          `json:"state,omitempty"` // led.test: the pattern now playing
 	Relay  *RelayApplied   `json:"relay,omitempty"` // relay.set: what was applied
+	// Heartbeat keeps an idle stream (inbox.follow) alive: the client's
+	// read deadline is renewed, and a client that went away is noticed.
+	Heartbeat bool `json:"heartbeat,omitempty"`
 	Error  string          `json:"error,omitempty"`
 	Done   bool            `json:"done,omitempty"`
 }

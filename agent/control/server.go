@@ -33,6 +33,11 @@ type Actions interface {
 	// LEDTest plays every pattern, calling announce as each starts, and
 	// returns when done.
 	LEDTest(each time.Duration, announce func(state string)) error
+	// Follow calls fn for every record after `after`, then for each new
+	// one as it is stored, until stop closes, fn fails or the daemon stops.
+	Follow(stop <-chan struct{}, after uint64, fn func(store.Record) error) error
+	// RewindSink makes a sink deliver again from seq.
+	RewindSink(name string, seq uint64) error
 }
 
 // Server answers control requests on a unix socket.
@@ -256,6 +261,25 @@ func (s *Server) handle(c net.Conn) {
 			}
 			w.send(Reply{Relay: &applied})
 		}
+	case CmdInboxFollow:
+		if s.acts == nil {
+			w.fail(errors.New("not available"))
+			return
+		}
+		s.follow(w, req.Seq)
+	case CmdSinkRewind:
+		if s.acts == nil {
+			w.fail(errors.New("not available"))
+			return
+		}
+		if req.Name == "" || req.Seq == 0 {
+			w.fail(errors.New("sink rewind needs a sink name and a seq of 1 or more"))
+			return
+		}
+		if err := s.acts.RewindSink(req.Name, req.Seq); err != nil {
+			w.fail(err)
+			return
+		}
 	case CmdLEDTest:
 		if s.acts == nil {
 			w.fail(errors.New("not available"))
@@ -287,6 +311,63 @@ var errClientGone = errors.New("client went away")
 // store reads in short transactions and calls back outside them, so a slow
 // client cannot hold a bbolt read transaction open
 // (docs/dependencies.md#bbolt-32-bit-maxsize).
+// followHeartbeat is how often an idle follow says it is alive: well
+// within the client's renewed read deadline.
+const followHeartbeat = 3 * time.Second
+
+// follow streams records from `from` (0: only new ones) as they are stored,
+// each flushed at once, with a heartbeat while idle, until the client goes
+// (a write fails), the server closes or the daemon stops.
+func (s *Server) follow(w *replyWriter, from uint64) {
+	stop := make(chan struct{})
+	var once sync.Once
+	quit := func() { once.Do(func() { close(stop) }) }
+	var mu sync.Mutex // the heartbeat and the records share w
+	send := func(r Reply) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return w.send(r)
+	}
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		t := time.NewTicker(followHeartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-s.done:
+				quit()
+				return
+			case <-t.C:
+				if !send(Reply{Heartbeat: true}) {
+					quit()
+					return
+				}
+			}
+		}
+	}()
+	after := uint64(0)
+	if from > 0 {
+		after = from - 1
+	} else {
+		after = ^uint64(0) // only what is stored from now on
+	}
+	err := s.acts.Follow(stop, after, func(r store.Record) error {
+		rec := FromStore(r)
+		if !send(Reply{Record: &rec}) {
+			return errClientGone
+		}
+		return nil
+	})
+	quit()
+	<-beatDone
+	if err != nil && !errors.Is(err, errClientGone) {
+		send(Reply{Error: err.Error()})
+	}
+}
+
 func (s *Server) stream(w *replyWriter, n int) error {
 	send := func(r store.Record) error {
 		rec := FromStore(r)

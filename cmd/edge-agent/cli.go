@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -172,9 +176,12 @@ func ago(t time.Time) string {
 	return time.Since(t).Round(time.Second).String() + " ago"
 }
 
-const inboxUsage = `usage: edge-agent inbox list|show SEQ|export [-json] [-n N] [-config PATH]
+const inboxUsage = `usage: edge-agent inbox list|show SEQ|export|follow [-json] [-n N] [-from SEQ] [-config PATH]
 
   list    the last N records (default 20), one line each
+  follow  records as they are stored, like tail -f: from SEQ with -from,
+          else only new ones; -json as export; ends on Ctrl-C or when the
+          daemon stops
   show    one record, its payload as it is except that control characters
           (ESC, CR, BEL, DEL, U+0080-U+009F) are printed escaped, like \x1b,
           so a payload cannot drive the terminal; newlines and tabs stay. A
@@ -197,6 +204,7 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", defaultConfig, "configuration file")
 	asJSON := fs.Bool("json", false, "one JSON object per record")
 	n := fs.Int("n", 0, "only the last N records (list: default 20; export: default all)")
+	from := fs.Uint64("from", 0, "follow: start at this seq (default: only records stored from now on)")
 	var seq uint64
 	if sub == "show" {
 		// SEQ comes first (show 12 -json), or after the flags.
@@ -238,6 +246,8 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 	case "export":
 		req.Cmd = control.CmdInboxExport
 		*asJSON = true // export is JSON lines by definition; -json is accepted for symmetry
+	case "follow":
+		return followInbox(*path, *from, *asJSON, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, inboxUsage)
 		return exitUsage
@@ -273,6 +283,70 @@ func cmdInbox(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edge-agent:", err)
 		return exitFailure
 	}
+	return exitOK
+}
+
+// followInbox is `inbox follow`: each record printed (and so flushed) as it
+// arrives, until Ctrl-C or the daemon stops; both end it with exit 0.
+func followInbox(path string, from uint64, asJSON bool, stdout, stderr io.Writer) int {
+	dir, err := dataDir(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "edge-agent:", err)
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	enc := json.NewEncoder(jsonControlsEscaper{stdout})
+	enc.SetEscapeHTML(false)
+	done := make(chan error, 1)
+	go func() {
+		done <- control.Call(dir, control.Request{Cmd: control.CmdInboxFollow, Seq: from}, func(r control.Reply) error {
+			if r.Record == nil {
+				return nil
+			}
+			if asJSON {
+				return enc.Encode(r.Record)
+			}
+			b, _ := r.Record.Bytes()
+			_, err := fmt.Fprintf(stdout, "%d  %s  %s  %d  %s\n", r.Record.Seq, control.PrintableLine(r.Record.ReceivedAt),
+				control.PrintableLine(r.Record.Topic), len(b), control.PayloadPrefix(b, 48))
+			return err
+		})
+	}()
+	select {
+	case <-ctx.Done():
+		return exitOK
+	case err := <-done:
+		if err != nil && !errors.Is(err, control.ErrEndedEarly) {
+			fmt.Fprintln(stderr, "edge-agent:", err)
+			return exitFailure
+		}
+		return exitOK // the daemon stopped
+	}
+}
+
+// cmdSink is `sink rewind NAME SEQ`: the sink delivers again from SEQ.
+func cmdSink(args []string, stdout, stderr io.Writer) int {
+	const u = "usage: edge-agent sink rewind NAME SEQ [-config PATH]\n"
+	if len(args) < 3 || args[0] != "rewind" {
+		fmt.Fprint(stderr, u)
+		return exitUsage
+	}
+	name := args[1]
+	seq, err := strconv.ParseUint(args[2], 10, 64)
+	if err != nil || seq == 0 {
+		fmt.Fprintf(stderr, "edge-agent: sink rewind: %q is not a sequence number (1 or more)\n%s", args[2], u)
+		return exitUsage
+	}
+	fs := newFlags("sink rewind", stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if fs.Parse(args[3:]) != nil {
+		return exitUsage
+	}
+	if code := call(*path, control.Request{Cmd: control.CmdSinkRewind, Name: name, Seq: seq}, stderr, nil); code != exitOK {
+		return code
+	}
+	fmt.Fprintf(stdout, "sink %s delivers again from seq %d\n", name, seq)
 	return exitOK
 }
 

@@ -58,6 +58,10 @@ func (a *fakeActs) Identify(d time.Duration) {
 	a.identify = append(a.identify, d)
 }
 func (a *fakeActs) LEDTest(time.Duration, func(string)) error { return nil }
+func (a *fakeActs) Follow(<-chan struct{}, uint64, func(store.Record) error) error {
+	return nil
+}
+func (a *fakeActs) RewindSink(string, uint64) error { return nil }
 
 // fakeDaemon serves the control socket from memory; it returns the config
 // path for the CLI.

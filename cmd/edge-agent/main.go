@@ -49,6 +49,8 @@ const usage = `usage: edge-agent <verb> [flags]
   led     identify [-for DUR] | test         blink all LEDs / play every pattern
   config  check [-config PATH]               validate, print what is wrong
   rules   test [-config PATH] [-topic T] FILE|-   which rules a payload matches, without acting
+  inbox   follow [-from SEQ] [-json]         records as they are stored, like tail -f
+  sink    rewind NAME SEQ                    a sink delivers again from SEQ
   version
 
 The default config is ` + defaultConfig + `.
@@ -73,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRelay(rest, stdout, stderr)
 	case "led":
 		return cmdLED(rest, stdout, stderr)
+	case "sink":
+		return cmdSink(rest, stdout, stderr)
 	case "rules":
 		return cmdRules(rest, os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
