@@ -60,9 +60,9 @@ type Reply struct {
 	Relay  *RelayApplied   `json:"relay,omitempty"` // relay.set: what was applied
 	// Heartbeat keeps an idle stream (inbox.follow) alive: the client's
 	// read deadline is renewed, and a client that went away is noticed.
-	Heartbeat bool `json:"heartbeat,omitempty"`
-	Error  string          `json:"error,omitempty"`
-	Done   bool            `json:"done,omitempty"`
+	Heartbeat bool   `json:"heartbeat,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Done      bool   `json:"done,omitempty"`
 }
 
 // RelayApplied is the state a relay.set request put the relay in: max_on

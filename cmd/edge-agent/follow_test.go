@@ -61,7 +61,9 @@ func TestInboxFollow(t *testing.T) {
 	var out, all syncBuffer
 	code := make(chan int, 2)
 	go func() { code <- run([]string{"inbox", "follow", "-config", r.cfgPath}, &out, io.Discard) }()
-	go func() { code <- run([]string{"inbox", "follow", "-from", "1", "-json", "-config", r.cfgPath}, &all, io.Discard) }()
+	go func() {
+		code <- run([]string{"inbox", "follow", "-from", "1", "-json", "-config", r.cfgPath}, &all, io.Discard)
+	}()
 	all.waitFor(t, `"payload":"before the follow"`, 5*time.Second)
 	// The other follower prints only what is stored after it started:
 	// probe until it shows one, so the test knows it is following.
