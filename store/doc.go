@@ -1,8 +1,9 @@
 // Package store keeps the gateway's durable state in one bbolt file,
 // <data_dir>/edge-agent.db: the inbox of received MQTT notifications and
 // what must commit together with it (Apply): relay states, executed command
-// ids and the replies waiting for the broker (the outbox); and the cached
-// account-service credentials.
+// ids and the replies waiting for the broker (the outbox); the cached
+// account-service credentials; and each sink's cursor (SinkCursors), the
+// last record that sink delivered.
 //
 // The promise: a message is on disk before Append returns. Append writes a
 // whole batch in one bbolt transaction whose commit fsyncs the data pages and

@@ -37,8 +37,11 @@ var (
 	bucketCmdOrder = []byte("cmdorder") // counter -> command id, oldest first: for pruning commands
 	bucketRelays   = []byte("relays")   // relay name -> encodeRelay
 	bucketOutbox   = []byte("outbox")   // id (8-byte big-endian) -> encodeOutMsg: replies not yet acknowledged
+	bucketSinks    = []byte("sinks")    // sink name -> cursor: the last seq delivered (8-byte big-endian)
 
-	schema = [][]byte{bucketInbox, bucketPending, bucketMeta, bucketCommands, bucketCmdOrder, bucketRelays, bucketOutbox}
+	// A bucket added here is created in an existing file at its next
+	// Open (initSchema), so adding one needs no new layout version.
+	schema = [][]byte{bucketInbox, bucketPending, bucketMeta, bucketCommands, bucketCmdOrder, bucketRelays, bucketOutbox, bucketSinks}
 )
 
 // Keys in the meta bucket. Counters are 8-byte big-endian.
@@ -222,6 +225,7 @@ type txn struct {
 	cmdOrder *bolt.Bucket
 	relays   *bolt.Bucket
 	outbox   *bolt.Bucket
+	sinks    *bolt.Bucket
 }
 
 func newTxn(tx *bolt.Tx) (*txn, error) {
@@ -234,6 +238,7 @@ func newTxn(tx *bolt.Tx) (*txn, error) {
 		cmdOrder: tx.Bucket(bucketCmdOrder),
 		relays:   tx.Bucket(bucketRelays),
 		outbox:   tx.Bucket(bucketOutbox),
+		sinks:    tx.Bucket(bucketSinks),
 	}
 	for _, name := range schema {
 		if tx.Bucket(name) == nil {
