@@ -15,6 +15,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/control"
 	"github.com/edge-agent/edge-agent/agent/rules"
+	"github.com/edge-agent/edge-agent/agent/sinks"
 	"github.com/edge-agent/edge-agent/hw/led"
 	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
@@ -71,6 +72,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 //	session     session.run         the paho client and its connection
 //	dispatcher  dispatcher.run      the relay bank: commands, CLI, deadlines
 //	writer      writer.run          the write path: commit, then PUBACK
+//	sinks       one per [[sink]]    each sink's cursor and delivery
 //	control     control.Server      the unix socket and its connections
 //	watchdog    watchdog            systemd's WATCHDOG=1 pings
 //
@@ -178,11 +180,17 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	// both ends at construction.
 	pending, replies, freed := newWake(), newWake(), newWake()
 	stored := newFeed()
+	// Sinks read what the writer stored, each at its own pace: the writer
+	// only rings them, so a slow or failing sink never slows ingest.
+	sinkSet, err := sinks.New(cfg.Sinks, d.db, log.With("part", "sink"))
+	if err != nil {
+		return nil, fmt.Errorf("sinks: %w", err)
+	}
 	w := newWriter(writerConfig{
 		Inbox: d.db, Health: h, Log: log.With("part", "writer"),
 		NotifyTopic: sc.NotifyTopic, ReplyTopic: cfg.MQTT.ReplyTopic, Rules: ruleSet,
 		Pending: pending, Replies: replies, Freed: freed, Flash: d.panel.Flash, Backlog: backlog,
-		Stored: func(uint64) { stored.ring() },
+		Stored: func(last uint64) { stored.ring(); sinkSet.Stored(last) },
 	})
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		// Only enqueue: a handler that blocks on I/O stalls paho's network
@@ -201,7 +209,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	// agent.status with it.
 	ruleCounts := &ruleStats{}
 	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: d.db, bank: d.bank, leds: d.panel,
-		ingest: &w.stats, rules: ruleCounts}
+		ingest: &w.stats, rules: ruleCounts, sinks: sinkSet}
 	disp := &dispatcher{
 		db: d.db, bank: d.bank, leds: d.panel, log: log.With("part", "command"),
 		notifyTopic: sc.NotifyTopic, replyTopic: cfg.MQTT.ReplyTopic, rules: ruleSet, ruleStats: ruleCounts,
@@ -211,7 +219,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		retry:     backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
 	}
 
-	d.acts = &controlActions{disp: disp, panel: d.panel, db: d.db, feed: stored, stopping: make(chan struct{})}
+	d.acts = &controlActions{disp: disp, panel: d.panel, db: d.db, feed: stored, sinks: sinkSet, stopping: make(chan struct{})}
 	if d.ctl, err = control.Listen(cfg.DataDir, d.db, func() any { return src.build() }, d.acts, log); err != nil {
 		return nil, err
 	}
@@ -223,6 +231,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		{"session", sess.run},
 		{"dispatcher", disp.run},
 		{"writer", w.run},
+		{"sinks", sinkSet.Run},
 		{"control", func(ctx context.Context) { <-ctx.Done(); d.acts.stop(); d.ctl.Close() }},
 	}
 	if opts.Alive != nil {
@@ -308,6 +317,7 @@ type controlActions struct {
 	panel    *led.Panel
 	db       followStore
 	feed     *feed
+	sinks    *sinks.Manager
 	stopping chan struct{}
 	once     sync.Once
 }
@@ -378,9 +388,7 @@ func (a *controlActions) Follow(stop <-chan struct{}, after uint64, fn func(stor
 	}
 }
 
-func (a *controlActions) RewindSink(name string, seq uint64) error {
-	return fmt.Errorf("no sink named %q: this agent has no [[sink]]", name)
-}
+func (a *controlActions) RewindSink(name string, seq uint64) error { return a.sinks.Rewind(name, seq) }
 
 func (a *controlActions) LEDTest(each time.Duration, announce func(state string)) error {
 	return a.panel.PlayUntil(a.stopping, each, announce)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/config"
+	"github.com/edge-agent/edge-agent/agent/sinks"
 	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
 )
@@ -30,6 +31,9 @@ type Status struct {
 	LastMessageAt    *time.Time    `json:"last_message_at,omitempty"`
 	Uptime           string        `json:"uptime"`
 	Rules            *RulesStatus  `json:"rules,omitempty"` // when rules are configured
+	// Sinks: each [[sink]]'s cursor, lag, delivered, failed, dropped and
+	// last_error; absent without sinks.
+	Sinks map[string]sinks.Status `json:"sinks,omitempty"`
 }
 
 // InboxStatus counts stored notifications; pending ones are not handled yet.
@@ -78,6 +82,7 @@ type statusSource struct {
 	leds    ledReporter // nil when there are none
 	ingest  *ingestStats
 	rules   *ruleStats // nil before the dispatcher exists
+	sinks   *sinks.Manager
 }
 
 func (s *statusSource) build() Status {
@@ -111,6 +116,9 @@ func (s *statusSource) build() Status {
 			t := last.UTC()
 			doc.LastMessageAt = &t
 		}
+	}
+	if s.sinks != nil && len(s.cfg.Sinks) > 0 {
+		doc.Sinks = s.sinks.Status()
 	}
 	if s.rules != nil && len(s.cfg.Rules) > 0 {
 		doc.Rules = &RulesStatus{Matched: s.rules.matched.Load(), Unmatched: s.rules.unmatched.Load()}

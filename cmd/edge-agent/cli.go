@@ -109,6 +109,19 @@ func printStatus(w io.Writer, st agent.Status) {
 			fmt.Fprintf(tw, "refused\t%d over max_message_size (kept as markers), %d possible commands refused on arrival\n", in.Oversize, in.Refused)
 		}
 	}
+	sinkNames := make([]string, 0, len(st.Sinks))
+	for n := range st.Sinks {
+		sinkNames = append(sinkNames, n)
+	}
+	sort.Strings(sinkNames)
+	for _, n := range sinkNames {
+		k := st.Sinks[n]
+		line := fmt.Sprintf("at seq %d, %d behind; %d delivered, %d failed attempts, %d dropped by retention", k.Cursor, k.Lag, k.Delivered, k.Failed, k.Dropped)
+		if k.LastError != "" {
+			line += "; last error: " + k.LastError
+		}
+		fmt.Fprintf(tw, "sink %s\t%s\n", n, control.PrintableLine(line))
+	}
 	if r := st.Rules; r != nil {
 		fmt.Fprintf(tw, "rules\t%d messages acted on, %d on a rule's topic matched no rule\n", r.Matched, r.Unmatched)
 	}
