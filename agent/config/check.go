@@ -59,6 +59,7 @@ func (l *loader) check() {
 
 	l.checkPins(c)
 	l.checkRules(c)
+	l.checkSinks(c)
 	l.checkStore(c)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/edge-agent/edge-agent/agent/rules"
+	"github.com/edge-agent/edge-agent/agent/sinks"
 )
 
 // Config is a checked configuration. Every field holds its final value:
@@ -29,7 +30,10 @@ type Config struct {
 	LEDs      LEDs
 	Relays    []Relay
 	Rules     []rules.Spec // topics resolved ({device_id}, default notify_topic)
-	Store     Store
+	// Sinks are the [[sink]]s, defaults applied, {device_id} replaced in
+	// topics, format and topic, relative paths made absolute.
+	Sinks []sinks.Config
+	Store Store
 
 	warnings []string
 }

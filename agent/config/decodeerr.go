@@ -144,6 +144,9 @@ func typeMismatch(key string, kind valueKind, found string) (msg, fix string) {
 	case kindArrayTable:
 		return "expected an array of tables, found " + article(found),
 			fmt.Sprintf("write each entry as a [[%s]] section", key)
+	case kindArray:
+		return "expected an array of strings, found " + article(found),
+			fmt.Sprintf("write it in brackets, each string quoted: %s = [\"…\", \"…\"]", name)
 	default:
 		return "expected a string, found " + article(found),
 			fmt.Sprintf("put the value in double quotes: %s = \"…\"", name)

@@ -26,6 +26,7 @@ type document struct {
 	LEDs      ledsSection      `toml:"leds"`
 	Relays    []relaySection   `toml:"relay"`
 	Rules     []ruleSection    `toml:"rule"`
+	Sinks     []sinkSection    `toml:"sink"`
 	Store     storeSection     `toml:"store"`
 }
 
@@ -98,6 +99,24 @@ type ruleSection struct {
 	Reply  string         `toml:"reply"`
 }
 
+// sinkSection is one [[sink]]: a local program every stored notification
+// is handed to (agent/sinks). Keep is kept as written: absent means
+// sinks.DefaultKeep, 0 means no old file.
+type sinkSection struct {
+	Name    string   `toml:"name"`
+	Type    string   `toml:"type"`
+	Topics  []string `toml:"topics"`
+	Path    string   `toml:"path"`
+	Format  string   `toml:"format"`
+	MaxSize string   `toml:"max_size"`
+	Keep    int64    `toml:"keep"`
+	Command []string `toml:"command"`
+	Timeout string   `toml:"timeout"`
+	URL     string   `toml:"url"`
+	Broker  string   `toml:"broker"`
+	Topic   string   `toml:"topic"`
+}
+
 type storeSection struct {
 	RetainRecords int64  `toml:"retain_records"`
 	RetainBytes   string `toml:"retain_bytes"`
@@ -162,6 +181,7 @@ const (
 	kindSize
 	kindTable
 	kindArrayTable
+	kindArray // of strings
 )
 
 // schemaEntry is one accepted key (or table).
@@ -174,6 +194,8 @@ var specialKinds = map[string]valueKind{
 	"mqtt.keepalive":        kindDuration,
 	"mqtt.max_message_size": kindSize,
 	"relay.max_on":          kindDuration,
+	"sink.max_size":         kindSize,
+	"sink.timeout":          kindDuration,
 	"store.retain_bytes":    kindSize,
 	"store.max_db_size":     kindSize,
 }
@@ -201,6 +223,10 @@ func buildSchema() map[string]schemaEntry {
 				m[key] = schemaEntry{kind: kindTable}
 				walk(key, f.Type)
 			case reflect.Slice:
+				if f.Type.Elem().Kind() != reflect.Struct {
+					m[key] = schemaEntry{kind: kindArray}
+					continue
+				}
 				m[key] = schemaEntry{kind: kindArrayTable}
 				walk(key, f.Type.Elem())
 			case reflect.Bool:

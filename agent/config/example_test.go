@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/rules"
+	"github.com/edge-agent/edge-agent/agent/sinks"
 	"github.com/edge-agent/edge-agent/hw/relay"
 )
 
@@ -99,6 +100,18 @@ func TestExampleParses(t *testing.T) {
 	if !reflect.DeepEqual(withRule.Rules, wantRules) {
 		t.Errorf("rule block: got %+v, want %+v", withRule.Rules, wantRules)
 	}
+
+	// The sink block, uncommented, is a file sink with every default; the
+	// keys of the other types it carries are empty or their defaults.
+	withSink := mustParse(t, uncommentBlock(filled, "# [[sink]]"))
+	wantSinks := []sinks.Config{{Name: "log", Type: sinks.TypeFile, Topics: []string{"#"}, Path: "/var/log/edge-agent/notify.log",
+		Format: "Received `{payload}` from `{topic}` topic", MaxSize: 10 << 20, Keep: 3}}
+	if !reflect.DeepEqual(withSink.Sinks, wantSinks) {
+		t.Errorf("sink block: got %+v, want %+v", withSink.Sinks, wantSinks)
+	}
+	if w := withSink.Warnings(); len(w) != 0 {
+		t.Errorf("sink block: warnings %q", w)
+	}
 }
 
 // The example with its file keys pointed at real files loads, files read.
@@ -182,6 +195,8 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 		"mqtt.server_name", "mqtt.status_topic", "mqtt.username",
 		"relay.active_low", "relay.interlock", "relay.max_on", "relay.name", "relay.pin", "relay.power_on",
 		"rule.action", "rule.for", "rule.id", "rule.match", "rule.name", "rule.on", "rule.relay", "rule.reply", "rule.topic",
+		"sink.broker", "sink.command", "sink.format", "sink.keep", "sink.max_size", "sink.name", "sink.path", "sink.timeout",
+		"sink.topic", "sink.topics", "sink.type", "sink.url",
 		"store.max_db_size", "store.retain_bytes", "store.retain_records",
 	}
 	if got := schemaLeaves(); !slices.Equal(got, want) {

@@ -284,6 +284,121 @@ func TestProblems(t *testing.T) {
 			key: "rule[1].name", line: 12, msg: "already used", fix: "own name",
 		},
 		{
+			name: "sink without a name",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `type = "file"`, `path = "p"`),
+			key:  "sink[0].name", line: 4, msg: "needs a name", fix: "name = ",
+		},
+		{
+			name: "sinks with the same name",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `path = "p"`, `[[sink]]`, `name = "a"`, `type = "file"`, `path = "q"`),
+			key:  "sink[1].name", line: 9, msg: "already used by sink[0].name (line 5)", fix: "own name",
+		},
+		{
+			name: "sink of an unknown type",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "syslog"`),
+			key:  "sink[0].type", line: 6, msg: "unknown sink type \"syslog\"", fix: "\"file\"",
+		},
+		{
+			name: "sink without a type",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`),
+			key:  "sink[0].type", line: 4, msg: "needs a type", fix: "\"mqtt\"",
+		},
+		{
+			name: "file sink without a path",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`),
+			key:  "sink[0].path", line: 4, msg: "needs a path", fix: "path = ",
+		},
+		{
+			name: "file sinks on one file",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `path = "/x/p"`, `[[sink]]`, `name = "b"`, `type = "file"`, `path = "/x/p"`),
+			key:  "sink[1].path", line: 11, msg: "already written by sink[0].path (line 7)", fix: "its own file",
+		},
+		{
+			name: "sink with a bad filter",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `topics = ["a/#/b"]`, `path = "p"`),
+			key:  "sink[0].topics", line: 7, msg: "'#'", fix: "MQTT filters",
+		},
+		{
+			name: "sink with no filter",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `topics = []`, `path = "p"`),
+			key:  "sink[0].topics", line: 7, msg: "names no filter", fix: "[\"#\"]",
+		},
+		{
+			name: "sink topics not an array",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `topics = "#"`, `path = "p"`),
+			key:  "sink[0].topics", line: 7, msg: "expected an array of strings, found a string", fix: "topics = [",
+		},
+		{
+			name: "file sink with an unknown placeholder",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `path = "p"`, `format = "{payloud}"`),
+			key:  "sink[0].format", line: 8, msg: "unknown placeholder \"{payloud}\"", fix: "{payload}",
+		},
+		{
+			name: "file sink format on two lines",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `path = "p"`, `format = "{payload}\n"`),
+			key:  "sink[0].format", line: 8, msg: "one line", fix: "one line",
+		},
+		{
+			name: "file sink max_size too small",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `path = "p"`, `max_size = "100B"`),
+			key:  "sink[0].max_size", line: 8, msg: "1KiB minimum", fix: "10MiB",
+		},
+		{
+			name: "file sink keep negative",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "file"`, `path = "p"`, `keep = -1`),
+			key:  "sink[0].keep", line: 8, msg: "not from 0 to 100", fix: "0 keeps no old file",
+		},
+		{
+			name: "exec sink without a command",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "exec"`, `command = []`),
+			key:  "sink[0].command", line: 7, msg: "needs a command", fix: "command = [",
+		},
+		{
+			name: "exec sink with a bad timeout",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "exec"`, `command = ["x"]`, `timeout = "soon"`),
+			key:  "sink[0].timeout", line: 8, msg: "not a duration", fix: "30s",
+		},
+		{
+			name: "exec sink with a zero timeout",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "exec"`, `command = ["x"]`, `timeout = "0s"`),
+			key:  "sink[0].timeout", line: 8, msg: "not positive", fix: "30s",
+		},
+		{
+			name: "http sink without a url",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "http"`),
+			key:  "sink[0].url", line: 4, msg: "needs a url", fix: "http://127.0.0.1",
+		},
+		{
+			name: "http sink of another scheme",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "http"`, `url = "ftp://h/x"`),
+			key:  "sink[0].url", line: 7, msg: "scheme \"ftp\"", fix: "https://",
+		},
+		{
+			name: "mqtt sink without a broker",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "mqtt"`),
+			key:  "sink[0].broker", line: 4, msg: "needs a broker", fix: "tcp://127.0.0.1:1883",
+		},
+		{
+			name: "mqtt sink plaintext off this machine",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "mqtt"`, `broker = "tcp://10.0.0.5:1883"`),
+			key:  "sink[0].broker", line: 7, msg: "plaintext broker \"tcp://10.0.0.5:1883\" refused: it is not on this machine", fix: "use tls://10.0.0.5:8883, or a broker on this machine: tcp://127.0.0.1:1883",
+		},
+		{
+			name: "mqtt sink with a bad broker",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "mqtt"`, `broker = "udp://127.0.0.1"`),
+			key:  "sink[0].broker", line: 7, msg: "scheme \"udp\"", fix: "tcp://127.0.0.1:1883",
+		},
+		{
+			name: "mqtt sink topic with a wildcard",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[[sink]]`, `name = "a"`, `type = "mqtt"`, `broker = "tcp://127.0.0.1:1883"`, `topic = "out/#"`),
+			key:  "sink[0].topic", line: 8, msg: "wildcards", fix: "{topic}",
+		},
+		{
+			name: "sink written [sink]",
+			doc:  lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`, `[sink]`, `name = "a"`, `type = "file"`, `path = "p"`),
+			key:  "sink", line: 4, msg: "is written [sink]", fix: "[[sink]]",
+		},
+		{
 			name: "retain_bytes not below half of max_db_size",
 			doc: lines(`device_id = "gw"`, `[mqtt]`, `broker = "tls://b"`,
 				`[store]`, `retain_bytes = "128MiB"`, `max_db_size = "256MiB"`),
