@@ -14,6 +14,18 @@ HANDSHAKE_CRYPTO := math/big crypto/rsa crypto/ecdsa crypto/elliptic crypto/ed25
 	crypto/internal/fips140/rsa crypto/internal/fips140/ecdsa crypto/internal/fips140/nistec/... \
 	crypto/internal/fips140/edwards25519/... crypto/internal/fips140/bigmod crypto/internal/fips140/mlkem \
 	crypto/internal/fips140/ecdh
+# The same for what runs per connection, per command or per sink delivery,
+# never per stored message: the handshake's hashes and key schedule, the
+# syscalls of process spawning and mmap, JSON and reflection (commands,
+# status, rules; json.Valid's scanner, the one JSON call per message, is a
+# loop of indirect calls that inlining barely touches), rules, sinks and
+# retry pacing. Together about 24 KB, which sinks needed.
+OFF_PATH := golang.org/x/sys/... syscall os/user encoding/base64 encoding/hex reflect encoding/json \
+	crypto/sha256 crypto/sha512 crypto/sha1 crypto/md5 crypto/hmac crypto/internal/fips140/sha256 \
+	crypto/internal/fips140/sha512 crypto/internal/fips140/sha3 crypto/internal/fips140/hmac \
+	crypto/internal/fips140/hkdf crypto/internal/fips140/tls12 crypto/internal/fips140/tls13 \
+	github.com/edge-agent/edge-agent/agent/sinks github.com/edge-agent/edge-agent/agent/rules \
+	github.com/edge-agent/edge-agent/agent/backoff
 # Code off the per-message path is built without inlining: what runs once
 # at start (config, bootstrap, certificates, the CLI), at a human's pace (the
 # control socket, LEDs and relays) or never on a gateway (paho's websocket
@@ -27,7 +39,7 @@ NOINLINE := github.com/edge-agent/edge-agent/cmd/edge-agent \
 	github.com/pelletier/go-toml/v2/... github.com/gorilla/websocket golang.org/x/net/... \
 	net/http/... net/url net/textproto mime/... compress/... vendor/... \
 	crypto/x509 crypto/x509/pkix encoding/asn1 encoding/pem flag text/tabwriter \
-	os/signal $(HANDSHAKE_CRYPTO)
+	os/signal $(HANDSHAKE_CRYPTO) $(OFF_PATH)
 GCFLAGS := $(foreach p,$(NOINLINE),-gcflags=$(p)=-l)
 BUILD   := CGO_ENABLED=0 $(GO) build -trimpath $(GCFLAGS) -ldflags '$(LDFLAGS)'
 QEMU_ARM ?= qemu-arm-static -cpu arm1176
