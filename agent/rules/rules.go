@@ -189,7 +189,7 @@ func (s *Set) Topics() []string {
 // is kept pending until the dispatcher has looked at it.
 func (s *Set) OnTopic(topic string) bool {
 	for _, r := range s.Rules() {
-		if matchFilter(r.filter, topic) {
+		if MatchFilter(r.filter, topic) {
 			return true
 		}
 	}
@@ -232,7 +232,7 @@ func (s *Set) Match(topic string, payload []byte) Result {
 	var doc any
 	parsed := false
 	for _, r := range s.Rules() {
-		if !matchFilter(r.filter, topic) {
+		if !MatchFilter(r.filter, topic) {
 			continue
 		}
 		if !parsed {
@@ -478,8 +478,14 @@ func CheckFilter(f string) error {
 	return nil
 }
 
-// matchFilter applies a split filter to a topic (MQTT 3.1.1 §4.7.1).
-func matchFilter(filter []string, topic string) bool {
+// MatchFilter matches a topic against a filter split at "/" (MQTT 3.1.1
+// §4.7): "+" is one level, "#" the rest (and the parent level itself). As
+// brokers do, "+" and "#" at the start do not match a topic starting with
+// "$". Rules and sinks select messages with it.
+func MatchFilter(filter []string, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (filter[0] == "+" || filter[0] == "#") {
+		return false
+	}
 	rest := topic
 	for i, f := range filter {
 		if f == "#" {
@@ -489,12 +495,11 @@ func matchFilter(filter []string, topic string) bool {
 		if f != "+" && f != level {
 			return false
 		}
-		if i == len(filter)-1 {
-			return !more
-		}
 		if !more {
-			// "a/#" also matches "a" (the parent level).
-			return i+1 == len(filter)-1 && filter[i+1] == "#"
+			return i == len(filter)-1 || i == len(filter)-2 && filter[i+1] == "#"
+		}
+		if i == len(filter)-1 {
+			return false
 		}
 		rest = tail
 	}

@@ -100,8 +100,10 @@ func TestFilters(t *testing.T) {
 		{"a/b", "a/b", true}, {"a/b", "a/b/c", false}, {"a/+", "a/b", true}, {"a/+", "a/b/c", false},
 		{"a/#", "a", true}, {"a/#", "a/b/c", true}, {"#", "x/y", true}, {"+/+", "a/b", true}, {"+", "/a", false},
 		{"/sys/+/thing", "/sys/gw/thing", true}, {"a/b", "a", false},
+		{"#", "$SYS/x", false}, {"a/#", "b", false}, {"a/+", "a", false}, {"+/+", "/x", true},
+		{"/sys/+/thing/#", "/sys/gw/thing/push/notify", true}, {"/sys/+/thing/#", "/sys/gw/other", false}, {"a/b/c", "a/b", false},
 	} {
-		if got := matchFilter(strings.Split(tt.filter, "/"), tt.topic); got != tt.want {
+		if got := MatchFilter(strings.Split(tt.filter, "/"), tt.topic); got != tt.want {
 			t.Errorf("filter %q topic %q: %v, want %v", tt.filter, tt.topic, got, tt.want)
 		}
 	}

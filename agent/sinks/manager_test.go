@@ -353,32 +353,6 @@ func TestNewRefuses(t *testing.T) {
 	}
 }
 
-func TestMatchFilter(t *testing.T) {
-	for _, tt := range []struct {
-		filter, topic string
-		want          bool
-	}{
-		{"#", "a/b", true},
-		{"#", "$SYS/x", false},
-		{"a/#", "a", true},
-		{"a/#", "a/b/c", true},
-		{"a/#", "b", false},
-		{"a/+", "a/b", true},
-		{"a/+", "a", false},
-		{"a/+", "a/b/c", false},
-		{"+/+", "/x", true},
-		{"/sys/+/thing/#", "/sys/gw/thing/push/notify", true},
-		{"/sys/+/thing/#", "/sys/gw/other", false},
-		{"a/b", "a/b", true},
-		{"a/b", "a/b/c", false},
-		{"a/b/c", "a/b", false},
-	} {
-		if got := matchFilter(strings.Split(tt.filter, "/"), tt.topic); got != tt.want {
-			t.Errorf("match(%q, %q) = %v, want %v", tt.filter, tt.topic, got, tt.want)
-		}
-	}
-}
-
 func TestTemplate(t *testing.T) {
 	r := store.Record{Seq: 42, Topic: "a/b", Payload: []byte("p\n"), ReceivedAt: t0}
 	for _, tt := range []struct{ format, want string }{

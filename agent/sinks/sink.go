@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/backoff"
+	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/store"
 )
 
@@ -131,7 +132,7 @@ func (m *Manager) step(ctx context.Context, s *sink) (progress bool, err error) 
 // matches reports whether topic matches one of the sink's filters.
 func (s *sink) matches(topic string) bool {
 	for _, f := range s.filters {
-		if matchFilter(f, topic) {
+		if rules.MatchFilter(f, topic) {
 			return true
 		}
 	}
@@ -163,32 +164,4 @@ func (m *Manager) fail(s *sink, err error) {
 	defer m.mu.Unlock()
 	s.failed++
 	s.lastError = time.Now().UTC().Format(time.RFC3339) + ": " + msg
-}
-
-// matchFilter matches a topic against a filter split at "/" (MQTT 3.1.1
-// §4.7): "+" is one level, "#" the rest (and the parent level itself). As
-// brokers do, "+" and "#" at the start do not match a topic starting with
-// "$".
-func matchFilter(filter []string, topic string) bool {
-	if strings.HasPrefix(topic, "$") && (filter[0] == "+" || filter[0] == "#") {
-		return false
-	}
-	rest := topic
-	for i, f := range filter {
-		if f == "#" {
-			return true
-		}
-		level, tail, more := strings.Cut(rest, "/")
-		if f != "+" && f != level {
-			return false
-		}
-		if !more {
-			return i == len(filter)-1 || i == len(filter)-2 && filter[i+1] == "#"
-		}
-		if i == len(filter)-1 {
-			return false
-		}
-		rest = tail
-	}
-	return false
 }
