@@ -121,6 +121,9 @@ func (w *writeCoalescer) writeAll() error {
 		}
 		out := w.buf
 		w.buf = w.spare[:0]
+		// buf is empty again: a Write waiting for room may go on filling
+		// it while out is written.
+		w.cond.Broadcast()
 		w.mu.Unlock()
 		_, err := w.Conn.Write(out)
 		w.mu.Lock()

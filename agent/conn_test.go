@@ -134,7 +134,9 @@ func TestWriteCoalescerCloseBoundedByStuckPeer(t *testing.T) {
 			_, werr = w.Write(chunk) // fills socket buffers, then blocks
 		}
 	}()
-	// Wait until the buffer is full: the writer is then blocked in Write.
+	// Wait until the buffer is full: the writer is then blocked in Write
+	// (the flush swaps the buffer out and wakes it, so it fills again
+	// while the flush hangs on the peer).
 	for full := false; !full; {
 		w.mu.Lock()
 		full = len(w.buf)+32<<10 > coalesceMax
