@@ -4,7 +4,7 @@
 // crashes and outages, network partitions in network namespaces, a full
 // loop-mounted ext4, hostile payloads, messages of tens of MB and retained
 // commands, a flood of large messages, an abused control socket, broken
-// TLS — then checks each
+// TLS, sinks across SIGKILLs and a sink's target down — then checks each
 // guarantee of docs/design.md#guarantees and prints the figures.
 //
 // `make faults` runs the bounded version (CI); `make faults SOAK=30m` runs
@@ -73,6 +73,8 @@ type params struct {
 	floodSize   int           // bigflood: their size in bytes
 	sockBytes   int64         // socket: a request line without a newline
 	sockIdle    int           // socket: idle clients held open
+	sinkKills   int           // sinks: SIGKILLs with a file and an http sink
+	sinkDown    time.Duration // sinks: the http sink's target answering 503
 }
 
 type scenario struct {
@@ -83,6 +85,7 @@ type scenario struct {
 
 var scenarios = []scenario{
 	{"power", "SIGKILL at random instants and inside the commit path while notifications and commands stream", runPower},
+	{"sinks", "a file and an http sink across SIGKILLs, then the http target down (503) for a while", runSinks},
 	{"broker", "broker restarted and crashed (with persistence) during streams", runBrokerRestarts},
 	{"outage", "broker unreachable for a long time, then back", runOutage},
 	{"spread", "reconnect spread of many agents after a broker restart", runSpread},
@@ -112,7 +115,8 @@ func main() {
 	}
 	p := params{seed: *seed, soak: *soak, kills: 50, outage: 2 * time.Minute, partition: 25 * time.Second,
 		spreadN: 16, brokerDown: 4 * time.Second, hostileRand: 1000,
-		oversizeN: 5, oversizeSz: 20_000_000, floodN: 200, floodSize: 900 << 10, sockBytes: 8 << 20, sockIdle: 200}
+		oversizeN: 5, oversizeSz: 20_000_000, floodN: 200, floodSize: 900 << 10, sockBytes: 8 << 20, sockIdle: 200,
+		sinkKills: 5, sinkDown: 5 * time.Second}
 	if *soak > 0 {
 		// Each scenario gets a share of the soak; the power scenario about
 		// a third, at ~0.35 s per kill (measured).
@@ -125,6 +129,7 @@ func main() {
 		p.oversizeN, p.oversizeSz = 20, 50_000_000
 		p.floodN = 400 // 360 MB: under the 400 MiB retain_bytes the scenario sets
 		p.sockBytes, p.sockIdle = 600<<20, 1000
+		p.sinkKills, p.sinkDown = max(p.sinkKills, int(soak.Seconds()*0.05/2)), 30*time.Second // ~2 s per kill
 	}
 	if *kills > 0 {
 		p.kills = *kills
@@ -298,6 +303,8 @@ var summaryKeys = []struct{ key, label string }{
 	{"dups", "power: duplicates delivered (QoS 1 allows)"},
 	{"commands", "commands executed"},
 	{"twice", "commands executed twice"},
+	{"sinks", "sinks across SIGKILLs (file, http)"},
+	{"sinks-down", "a sink's target down"},
 	{"restart", "recovery after a broker restart"},
 	{"outage", "recovery after a broker outage"},
 	{"partition-detect", "half-open detected after partition"},

@@ -342,6 +342,17 @@ type status struct {
 		Oversize uint64 `json:"oversize"`
 		Refused  uint64 `json:"refused"`
 	} `json:"ingest"`
+	Sinks map[string]sinkStatus `json:"sinks"`
+}
+
+// sinkStatus is one [[sink]] in the status document.
+type sinkStatus struct {
+	Cursor    uint64 `json:"cursor"`
+	Lag       uint64 `json:"lag"`
+	Delivered uint64 `json:"delivered"`
+	Failed    uint64 `json:"failed"`
+	Dropped   uint64 `json:"dropped"`
+	LastError string `json:"last_error"`
 }
 
 func getStatus(dataDir string) (status, error) {
