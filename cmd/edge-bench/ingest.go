@@ -41,6 +41,13 @@ func (d drainResult) rate() float64 { return rate(d.n, d.firstToLast) }
 // PUBACK), then it starts and the bench polls until it has stored them
 // all. prepared, when set, is called between the backlog and the start.
 func (e *env) drain(s subject, tag string, n int, prepared func() error) (drainResult, error) {
+	return e.drainThen(s, tag, n, prepared, nil)
+}
+
+// drainThen is drain with stored, when set, called once all n are stored
+// (first is when the first was), before the bench reads the subject's
+// store to verify them: the sinks section waits there for its sinks.
+func (e *env) drainThen(s subject, tag string, n int, prepared func() error, stored func(first time.Time) error) (drainResult, error) {
 	res := drainResult{n: n, perCommit: math.NaN()}
 	if err := s.session(); err != nil {
 		return res, fmt.Errorf("%s session: %w", s.kind(), err)
@@ -69,6 +76,11 @@ func (e *env) drain(s subject, tag string, n int, prepared func() error) (drainR
 		res.hwmKB = m["VmHWM"]
 	}
 	res.startToLast, res.firstToLast = last.Sub(p.started), last.Sub(first)
+	if stored != nil {
+		if err := stored(first); err != nil {
+			return res, err
+		}
+	}
 	if as, ok := s.(agentSubject); ok {
 		st, err := as.status()
 		if err != nil {

@@ -19,6 +19,7 @@ var groups = []struct {
 	{"2. commands (the agent's own, then thing-model property sets through a rule)", []string{"cmd."}},
 	{"3. footprint", []string{"rss.idle", "rss.peak", "rss.oversize", "cpu.per10k", "startup", "size."}},
 	{"4. store scale", []string{"scale.", "bound."}},
+	{"5. sinks (the same backlog drain without a sink, with a file sink, with an exec sink)", []string{"sinks."}},
 }
 
 func groupOf(key string) int {
@@ -66,6 +67,7 @@ var methods = []string{
 	"Start-up: process exec → the status document's since (the agent's own stamp of connected, set after the SUBACK); idle RSS: VmRSS at the stated time after start; peak RSS: VmHWM once the drain is done; CPU: utime+stime from /proc/PID/stat between first and last stored.",
 	"Scale: stores prefilled through the store package, copied into the agent's data_dir (so in the page cache), drained into with retention above their size; bytes per message = file size ÷ inbox.total afterwards.",
 	"Oversize: messages far over max_message_size (the default 1 MiB; mosquitto's defaults let them through), binary, one TLS connection publishing QoS 1 at most two ahead of the agent's ingest.oversize; VmHWM once all are stored as markers, each checked (oversize, its size).",
+	"Sinks: the ingest section's backlog drain into three fresh agents, one after another in each run (each run starts with the next): no [[sink]], a file sink (the default line, one fsync per batch, verified to hold every message), an exec sink running /bin/cat per record (the payload on its stdin, its stdout /dev/null); ratio = drain rate with the sink ÷ without, same run. A sink's throughput: its status delivered ÷ (first stored → its cursor at the inbox's last seq), polled every 10 ms; it works beside the drain from the first commit on, and must end with failed and dropped 0.",
 	"MB = 10^6 bytes everywhere (RSS too); medians over runs; every published message is checked in the subject's store or file afterwards (a loss fails the bench).",
 }
 
