@@ -36,7 +36,12 @@ type Status struct {
 // Bounds. Commits: see the package doc. Batches: what one read hands a
 // sink, at least one record.
 const (
-	commitEvery  = time.Second
+	commitEvery = time.Second
+	// A sink with work waits, before it starts catching up, until the
+	// writer has committed nothing for yieldQuiet, for at most yieldMax:
+	// see yield.
+	yieldQuiet   = 5 * time.Millisecond
+	yieldMax     = 2 * time.Second
 	commitMax    = 1000
 	batchRecords = 256
 	batchBytes   = 1 << 20
@@ -50,7 +55,8 @@ type Manager struct {
 	log   *slog.Logger
 	sinks []*sink
 
-	lastSeq atomic.Uint64 // the newest stored seq known
+	lastSeq    atomic.Uint64 // the newest stored seq known
+	lastStored atomic.Int64  // when Stored was last called (Unix ns): the writer's last commit
 
 	// commitMu serialises cursor commits (the flusher, a sink at its
 	// bound, Rewind, the last one of Run), so the store always ends with
@@ -65,6 +71,8 @@ type Manager struct {
 	commitEvery        time.Duration
 	commitMax          uint64
 	retryMin, retryMax time.Duration
+	yieldQuiet         time.Duration // see yield
+	yieldMax           time.Duration
 }
 
 // sink is one configured sink. The fields below mu are guarded by
@@ -135,7 +143,8 @@ func New(cfgs []Config, st Store, log *slog.Logger) (*Manager, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{st: st, log: log, dirty: make(chan struct{}, 1),
-		commitEvery: commitEvery, commitMax: commitMax, retryMin: retryMin, retryMax: retryMax}
+		commitEvery: commitEvery, commitMax: commitMax, retryMin: retryMin, retryMax: retryMax,
+		yieldQuiet: yieldQuiet, yieldMax: yieldMax}
 	for _, c := range cfgs {
 		c = c.withDefaults()
 		if c.Name == "" {
@@ -272,6 +281,7 @@ func (m *Manager) commit() error {
 // Stored tells the sinks that records up to lastSeq are stored. It never
 // blocks: it rings each sink's doorbell, which holds one ring.
 func (m *Manager) Stored(lastSeq uint64) {
+	m.lastStored.Store(time.Now().UnixNano())
 	m.seen(lastSeq)
 	for _, s := range m.sinks {
 		m.ring(s.bell)
