@@ -38,9 +38,10 @@ type Status struct {
 const (
 	commitEvery = time.Second
 	// A sink with work waits, before it starts catching up, until the
-	// writer has committed nothing for yieldQuiet, for at most yieldMax:
-	// see yield.
-	yieldQuiet   = 5 * time.Millisecond
+	// writer has not committed a batch of burstBatch or more for
+	// yieldQuiet, for at most yieldMax: see yield.
+	burstBatch   = 2
+	yieldQuiet   = 200 * time.Millisecond
 	yieldMax     = 2 * time.Second
 	commitMax    = 1000
 	batchRecords = 256
@@ -56,7 +57,7 @@ type Manager struct {
 	sinks []*sink
 
 	lastSeq    atomic.Uint64 // the newest stored seq known
-	lastStored atomic.Int64  // when Stored was last called (Unix ns): the writer's last commit
+	burstUntil atomic.Int64  // Unix ns: the writer is in a burst until then (see yield)
 
 	// commitMu serialises cursor commits (the flusher, a sink at its
 	// bound, Rewind, the last one of Run), so the store always ends with
@@ -281,7 +282,11 @@ func (m *Manager) commit() error {
 // Stored tells the sinks that records up to lastSeq are stored. It never
 // blocks: it rings each sink's doorbell, which holds one ring.
 func (m *Manager) Stored(lastSeq uint64) {
-	m.lastStored.Store(time.Now().UnixNano())
+	// A commit of many messages means a burst (a backlog draining, a
+	// flood): sinks let it go first. A trickle commits one at a time.
+	if prev := m.lastSeq.Load(); lastSeq >= prev+burstBatch {
+		m.burstUntil.Store(time.Now().Add(m.yieldQuiet).UnixNano())
+	}
 	m.seen(lastSeq)
 	for _, s := range m.sinks {
 		m.ring(s.bell)

@@ -52,21 +52,21 @@ func (m *Manager) runSink(ctx context.Context, s *sink) {
 
 // yield lets a burst of ingest go first: with two cores a sink catching up
 // beside a backlog drain took its CPU (a file sink cost the drain 13%, an
-// exec sink 25%). A sink that finds work waits until the writer has
-// committed nothing for yieldQuiet, but no longer than yieldMax after it
-// found the work, then delivers until it is caught up. At a trickle the
-// writer is quiet between messages, so a record is delivered within
-// milliseconds; a backlog drain (100,000 messages take about a second)
-// finishes first; a flood longer than yieldMax shares the CPU as before.
-// false when ctx ended.
+// exec sink 25%). A burst is a commit of burstBatch messages or more (a
+// trickle commits one at a time). A sink that finds work waits until there
+// has been no burst for yieldQuiet, but no longer than yieldMax after it
+// found the work, then delivers until it is caught up. At a trickle a
+// record is delivered at once (within yieldQuiet when two arrive in one
+// commit); a backlog drain (100,000 messages take about a second) finishes
+// first; a flood longer than yieldMax shares the CPU. false when ctx ended.
 func (m *Manager) yield(ctx context.Context, since time.Time) bool {
 	for {
-		last := time.Unix(0, m.lastStored.Load())
+		until := time.Unix(0, m.burstUntil.Load())
 		now := time.Now()
-		if now.Sub(last) >= m.yieldQuiet || now.Sub(since) >= m.yieldMax {
+		if !now.Before(until) || now.Sub(since) >= m.yieldMax {
 			return true
 		}
-		t := time.NewTimer(m.yieldQuiet - now.Sub(last))
+		t := time.NewTimer(min(until.Sub(now), since.Add(m.yieldMax).Sub(now)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
