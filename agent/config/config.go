@@ -29,6 +29,7 @@ type Config struct {
 	HW        HW
 	LEDs      LEDs
 	Relays    []Relay
+	Inputs    []Input
 	Rules     []rules.Spec // topics resolved ({device_id}, default notify_topic)
 	// Sinks are the [[sink]]s, defaults applied, {device_id} replaced in
 	// topics, format and topic, relative paths made absolute.
@@ -56,6 +57,7 @@ type MQTT struct {
 	NotifyTopic        string // never ""
 	ReplyTopic         string // "" = no replies
 	StatusTopic        string // "" = no online/offline status
+	EventTopic         string // "" = no input or relay events
 	Keepalive          time.Duration
 	// MaxMessageSize is the largest notification, in bytes, stored whole;
 	// a larger one is acknowledged and stored as a marker record (topic,
@@ -110,7 +112,38 @@ type Relay struct {
 	PowerOn   string        // relay.PowerOnOff, relay.PowerOnOn or relay.PowerOnRestore
 	MaxOn     time.Duration // 0 = no limit
 	Interlock string        // "" = none; relays sharing a group are never on together
+	// Feedback names the [[input]] that must follow the relay within
+	// FeedbackTimeout of each switch; "" = none.
+	Feedback        string
+	FeedbackTimeout time.Duration
+	// Offline is OfflineKeep or OfflineOff: with off, the relay is switched
+	// off once the agent has not been connected for OfflineAfter.
+	Offline      string
+	OfflineAfter time.Duration
 }
+
+// Offline policies of a relay.
+const (
+	OfflineKeep = "keep"
+	OfflineOff  = "off"
+)
+
+// Input is one [[input]] entry: a GPIO line read with edge detection.
+type Input struct {
+	Name      string
+	Pin       string
+	Pull      string // PullUp, PullDown or PullNone
+	ActiveLow bool   // active (pressed, closed) is the low level
+	Debounce  time.Duration
+	Toggles   string // relay that each press (change to active) toggles; "" = none
+}
+
+// Pull resistors of an input.
+const (
+	PullUp   = "up"
+	PullDown = "down"
+	PullNone = "none"
+)
 
 // Store is the [store] section: how much the message store keeps.
 type Store struct {
