@@ -47,7 +47,7 @@ func (e *execSink) run(ctx context.Context, r *store.Record) error {
 		env = append(env, "EDGE_OVERSIZE="+strconv.FormatInt(r.Oversize, 10))
 	}
 	// Every other descriptor of the agent is close-on-exec.
-	pid, err := syscall.ForkExec(path, e.argv, &syscall.ProcAttr{
+	pid, err := spawn(path, e.argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: []uintptr{inR.Fd(), null.Fd(), errW.Fd()},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
