@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 )
 
 // Change is a set of updates that Apply commits in one transaction, so that
@@ -11,7 +12,12 @@ type Change struct {
 	Relays  map[string]RelayState // relay states to record
 	Command *CommandChange        // a command id's progress
 	Handled []uint64              // inbox records now handled
-	Outbox  []OutMsg              // replies to publish (ID is assigned)
+	Outbox  []OutMsg              // replies and events to publish (ID is assigned)
+	// EventSeq, when not 0, is the last event number now in Outbox.
+	EventSeq uint64
+	// Offline, when set, records when the broker was lost (the zero time:
+	// connected again).
+	Offline *time.Time
 }
 
 // Apply commits c in one transaction and returns the ids given to c.Outbox.
@@ -32,6 +38,9 @@ func (db *DB) Apply(c Change) ([]uint64, error) {
 			if err := t.markHandled(c.Handled); err != nil {
 				return err
 			}
+		}
+		if err := t.putLink(&c); err != nil {
+			return err
 		}
 		var err error
 		ids, err = t.putOutbox(c.Outbox)
