@@ -58,6 +58,7 @@ type Panel struct {
 	wantState int           // index in byState
 	identSeq  uint64        // bumped by every Identify call
 	identFor  time.Duration // of the last Identify call
+	fault     bool          // SetFault: a fault the state does not show
 	shown     [nLEDs]string // what each LED shows now (Patterns)
 	err       error
 }
@@ -116,12 +117,32 @@ func (p *Panel) Show(state string) map[string]string {
 		}
 		if s, ok := m[NameFault]; ok && s != ShowIdentify && s != ShowTest {
 			m[NameFault] = ShowOff
-			if FaultOn(byState[i].Name) {
+			if FaultOn(byState[i].Name) || p.faultSet() {
 				m[NameFault] = ShowOn
 			}
 		}
 	}
 	return m
+}
+
+// SetFault lights the fault LED whatever the state (true) or leaves it to
+// the state again (false): a relay whose feedback did not follow is a fault
+// a technician must see, while the status LED goes on telling the
+// connection's state.
+func (p *Panel) SetFault(on bool) {
+	p.mu.Lock()
+	changed := p.fault != on
+	p.fault = on
+	p.mu.Unlock()
+	if changed {
+		p.poke()
+	}
+}
+
+func (p *Panel) faultSet() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fault
 }
 
 // Flash flashes the activity LED for one message: FlashOn lit, then at least
@@ -294,7 +315,7 @@ func (e *engine) lent(l loan) {
 func (e *engine) step(now time.Time) {
 	p := e.p
 	p.mu.Lock()
-	want, seq, identFor := p.wantState, p.identSeq, p.identFor
+	want, seq, identFor, fault := p.wantState, p.identSeq, p.identFor, p.fault
 	p.mu.Unlock()
 
 	if want != e.state {
@@ -339,7 +360,7 @@ func (e *engine) step(now time.Time) {
 			next = earliest(next, e.flashEnd)
 		}
 
-		on[iFault] = FaultOn(pat.Name)
+		on[iFault] = FaultOn(pat.Name) || fault
 		shown[iFault] = ShowOff
 		if on[iFault] {
 			shown[iFault] = ShowOn

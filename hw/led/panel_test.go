@@ -194,6 +194,29 @@ func TestFaultLED(t *testing.T) {
 	})
 }
 
+// SetFault lights the fault LED in a state that leaves it dark, and the
+// status LED keeps telling the state; clearing it gives the LED back to the
+// state.
+func TestSetFaultLightsFaultLED(t *testing.T) {
+	r := newRig(t, false).start()
+	r.p.SetState("ok")
+	r.advance(time.Second)
+	r.p.SetFault(true)
+	r.advance(time.Second)
+	if got := r.p.Show("ok")[led.NameFault]; got != led.ShowOn {
+		t.Errorf("Show(ok) fault = %q with SetFault(true), want on", got)
+	}
+	r.p.SetState("storage") // on anyway
+	r.advance(time.Second)
+	r.p.SetState("ok")
+	r.advance(time.Second)
+	r.p.SetFault(false)
+	r.advance(time.Second)
+	check(t, "fault", r.timeline(pinFault), []string{"low@0s", "high@1s", "low@4s"})
+	// The status LED stayed on (ok) through the fault, until storage.
+	check(t, "status", r.timeline(pinStatus)[:2], []string{"high@0s", "low@2.15s"})
+}
+
 func TestActivityFlash(t *testing.T) {
 	r := newRig(t, false).start()
 	r.p.SetState("ok")
