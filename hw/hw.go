@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Output is one GPIO line driven as an output. It is never read back: on
@@ -27,6 +28,39 @@ type Backend interface {
 	// Describe is one line for the start-up log: which driver loaded and
 	// which chips/lines it found.
 	Describe() string
+}
+
+// Bias is an input line's pull resistor.
+type Bias int
+
+// Pull resistors.
+const (
+	BiasNone Bias = iota
+	BiasUp
+	BiasDown
+)
+
+// Edge is one level change of an input line as seen by the kernel (or the sim).
+type Edge struct {
+	High bool      // the level after the edge
+	At   time.Time // wall-clock time of the edge (kernel timestamp where the hardware gives one)
+}
+
+// Input is one GPIO line requested as an input with edge detection on both
+// edges. Implementations are safe for concurrent use.
+type Input interface {
+	// Read returns the line's current electrical level.
+	Read() (high bool, err error)
+	// Edges delivers every edge in order. It is buffered (at least 64); when
+	// the consumer falls behind, further edges are dropped, never blocking
+	// the reader (the consumer re-Reads the level after its debounce window,
+	// so a dropped edge loses no final state). Closed when the input is
+	// closed.
+	Edges() <-chan Edge
+	// Pin is the pin name as configured.
+	Pin() string
+	// Close releases the line and ends its reader.
+	Close() error
 }
 
 // ErrNoSuchPin is wrapped by Backend.Output when the board has no such line.
