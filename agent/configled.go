@@ -131,6 +131,7 @@ func (a *configStateActions) Follow(<-chan struct{}, uint64, func(store.Record) 
 }
 
 func (a *configStateActions) RewindSink(string, uint64) error { return a.refused }
+func (a *configStateActions) SimInput(string, bool) error     { return a.refused }
 
 func (a *configStateActions) LEDTest(each time.Duration, announce func(state string)) error {
 	return a.panel.PlayUntil(a.stopping, each, announce)

@@ -24,6 +24,7 @@ func (a *recordingActs) Follow(<-chan struct{}, uint64, func(store.Record) error
 	return nil
 }
 func (a *recordingActs) RewindSink(string, uint64) error { return nil }
+func (a *recordingActs) SimInput(string, bool) error     { return nil }
 func (a *recordingActs) Identify(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -34,6 +34,7 @@ const (
 	CmdLEDTest     = "led.test"     // plays every pattern; a Reply with State per pattern
 	CmdInboxFollow = "inbox.follow" // records from Seq (0: only new ones) as they are stored, until the client goes
 	CmdSinkRewind  = "sink.rewind"  // Name, Seq: the sink delivers again from Seq
+	CmdSimInput    = "sim.input"    // Name, On: the sim board's input is driven active (On) or inactive
 )
 
 // MaxIdentify bounds how long led identify blinks: a longer blink hides the

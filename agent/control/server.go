@@ -38,6 +38,9 @@ type Actions interface {
 	Follow(stop <-chan struct{}, after uint64, fn func(store.Record) error) error
 	// RewindSink makes a sink deliver again from seq.
 	RewindSink(name string, seq uint64) error
+	// SimInput drives an input of the simulated board as a wire would;
+	// refused on real hardware.
+	SimInput(name string, active bool) error
 }
 
 // Server answers control requests on a unix socket.
@@ -277,6 +280,15 @@ func (s *Server) handle(c net.Conn) {
 			return
 		}
 		if err := s.acts.RewindSink(req.Name, req.Seq); err != nil {
+			w.fail(err)
+			return
+		}
+	case CmdSimInput:
+		if s.acts == nil {
+			w.fail(errors.New("not available"))
+			return
+		}
+		if err := s.acts.SimInput(req.Name, req.On); err != nil {
 			w.fail(err)
 			return
 		}

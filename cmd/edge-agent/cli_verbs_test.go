@@ -62,6 +62,7 @@ func (a *fakeActs) Follow(<-chan struct{}, uint64, func(store.Record) error) err
 	return nil
 }
 func (a *fakeActs) RewindSink(string, uint64) error { return nil }
+func (a *fakeActs) SimInput(string, bool) error     { return nil }
 
 // fakeDaemon serves the control socket from memory; it returns the config
 // path for the CLI.
