@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"sort"
 	"sync"
 	"time"
 
@@ -70,7 +71,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 //	relays      (the dispatcher's)  the relay lines
 //	panel       the panel's own     the LEDs; shows health's state
 //	session     session.run         the paho client and its connection
-//	dispatcher  dispatcher.run      the relay bank: commands, CLI, deadlines
+//	dispatcher  dispatcher.run      the relay bank: commands, CLI, deadlines,
+//	                                input presses, feedback, offline policy, events
+//	inputs      one per [[input]]   its line's edges, debounced into changes
 //	writer      writer.run          the write path: commit, then PUBACK
 //	sinks       one per [[sink]]    each sink's cursor and delivery
 //	control     control.Server      the unix socket and its connections
@@ -85,8 +88,9 @@ type Daemon struct {
 	opts  Options
 	db    *store.DB
 	bank  *relay.Bank
-	panel *led.Panel
-	ctl   *control.Server
+	panel  *led.Panel
+	inputs []inputLine
+	ctl    *control.Server
 	acts  *controlActions
 	parts []part
 	beats map[string]*heartbeat // the loops the watchdog watches, by part
@@ -143,6 +147,36 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	if d.panel, err = openPanel(cfg, backend); err != nil {
 		return nil, err
+	}
+	if d.inputs, err = openInputs(cfg, backend); err != nil {
+		return nil, err
+	}
+	// Each input's level now is its state until its first change.
+	inputState := &inputStates{}
+	initial := make([]bool, len(d.inputs))
+	for i, l := range d.inputs {
+		if initial[i], err = l.active(); err != nil {
+			return nil, fmt.Errorf("input %q: read: %w", l.cfg.Name, err)
+		}
+		inputState.set(l.cfg.Name, InputStatus{Active: initial[i], Since: time.Now().UTC()})
+		log.Info("input at start", "input", l.cfg.Name, "pin", l.cfg.Pin, "active", initial[i])
+	}
+	eventSeq, err := d.db.EventSeq()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	// An offline spell counts from the one recorded before a restart; with
+	// none (the agent was connected, or is new), from now.
+	recorded, err := d.db.OfflineSince()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	bootNow := time.Now()
+	if recorded.IsZero() {
+		wall := bootNow.Round(0)
+		if _, err := d.db.Apply(store.Change{Offline: &wall}); err != nil {
+			log.Warn("record the start for the offline policy", "err", err)
+		}
 	}
 	sc, err := sessionConfigFrom(cfg, d.db)
 	if err != nil {
@@ -208,8 +242,22 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	// The status document reads the parts; the dispatcher answers
 	// agent.status with it.
 	ruleCounts := &ruleStats{}
+	faults := &relayFaults{}
 	src := &statusSource{cfg: cfg, version: opts.Version, sc: sc, health: h, db: d.db, bank: d.bank, leds: d.panel,
-		ingest: &w.stats, rules: ruleCounts, sinks: sinkSet}
+		ingest: &w.stats, rules: ruleCounts, sinks: sinkSet, faults: faults}
+	if len(d.inputs) > 0 {
+		src.inputs = inputState
+	}
+	relayCfg := make(map[string]config.Relay, len(cfg.Relays))
+	var relayNames []string
+	for _, r := range cfg.Relays {
+		relayCfg[r.Name] = r
+		relayNames = append(relayNames, r.Name)
+	}
+	sort.Strings(relayNames)
+	inputCh := make(chan inputChange, 16)
+	link := newWake()
+	h.watchLink(link.poke)
 	disp := &dispatcher{
 		db: d.db, bank: d.bank, leds: d.panel, log: log.With("part", "command"),
 		notifyTopic: sc.NotifyTopic, replyTopic: cfg.MQTT.ReplyTopic, rules: ruleSet, ruleStats: ruleCounts,
@@ -217,9 +265,13 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		local: make(chan localRelayReq), done: make(chan struct{}),
 		failpoint: opts.Failpoint,
 		retry:     backoff.Backoff{Min: storeRetryMin, Max: storeRetryMax},
+		relayCfg:  relayCfg, relayNames: relayNames, inputs: cfg.Inputs, inputCh: inputCh, inputState: inputState,
+		faults: faults, faultLED: d.panel.SetFault, eventTopic: cfg.MQTT.EventTopic, eventSeq: eventSeq, link: link,
+		offline: offlinePolicy{connected: h.isConnected, since: offlineSince(recorded, bootNow), done: map[string]bool{}},
 	}
 
-	d.acts = &controlActions{disp: disp, panel: d.panel, db: d.db, feed: stored, sinks: sinkSet, stopping: make(chan struct{})}
+	d.acts = &controlActions{disp: disp, panel: d.panel, db: d.db, feed: stored, sinks: sinkSet, stopping: make(chan struct{}),
+		simInput: simInputFunc(cfg, backend)}
 	if d.ctl, err = control.Listen(cfg.DataDir, d.db, func() any { return src.build() }, d.acts, log); err != nil {
 		return nil, err
 	}
@@ -230,6 +282,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		{"panel", func(ctx context.Context) { <-ctx.Done(); d.panel.Close() }},
 		{"session", sess.run},
 		{"dispatcher", disp.run},
+		{"inputs", func(ctx context.Context) { runInputs(ctx, d.inputs, initial, inputCh, log.With("part", "input")) }},
 		{"writer", w.run},
 		{"sinks", sinkSet.Run},
 		{"control", func(ctx context.Context) { <-ctx.Done(); d.acts.stop(); d.ctl.Close() }},
@@ -301,6 +354,9 @@ func (d *Daemon) close() error {
 	if d.panel != nil {
 		d.panel.Close()
 	}
+	for _, l := range d.inputs {
+		l.line.Close()
+	}
 	if d.db != nil {
 		if err := d.db.Close(); err != nil {
 			return fmt.Errorf("close store: %w", err)
@@ -318,6 +374,7 @@ type controlActions struct {
 	db       followStore
 	feed     *feed
 	sinks    *sinks.Manager
+	simInput func(name string, active bool) error
 	stopping chan struct{}
 	once     sync.Once
 }
@@ -389,6 +446,8 @@ func (a *controlActions) Follow(stop <-chan struct{}, after uint64, fn func(stor
 }
 
 func (a *controlActions) RewindSink(name string, seq uint64) error { return a.sinks.Rewind(name, seq) }
+
+func (a *controlActions) SimInput(name string, active bool) error { return a.simInput(name, active) }
 
 func (a *controlActions) LEDTest(each time.Duration, announce func(state string)) error {
 	return a.panel.PlayUntil(a.stopping, each, announce)

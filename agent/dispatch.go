@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/backoff"
+	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/hw/relay"
 	"github.com/edge-agent/edge-agent/store"
@@ -72,6 +73,20 @@ type dispatcher struct {
 
 	beat heartbeat // see writer.beat
 
+	// Inputs, events, feedback and the offline policy.
+	relayCfg   map[string]config.Relay // by name
+	relayNames []string                // sorted
+	inputs     []config.Input          // inputChange.input indexes it
+	inputCh    <-chan inputChange      // debounced changes, from the inputs' goroutines
+	inputState *inputStates            // what status shows; the dispatcher writes it
+	later      []inputChange           // presses that came during a feedback wait
+	faults     *relayFaults
+	faultLED   func(on bool) // lights the fault LED while a relay is faulty; nil = none
+	eventTopic string        // "" = no events
+	eventSeq   uint64        // the last event number applied
+	link       wake          // poked when the connection comes or goes
+	offline    offlinePolicy
+
 	// failpoint, when set, is called between a relay's move and the
 	// transaction that records the reply (the fault tests kill the process
 	// there).
@@ -86,9 +101,15 @@ func (d *dispatcher) run(ctx context.Context) {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	if d.offline.connected != nil {
+		d.linkChanged(ctx)
+		defer d.recordStop()
+	}
 	for {
 		d.drain(ctx)
-		d.expireDeadlines()
+		d.expireDeadlines(ctx)
+		offlineDue := d.applyOffline(ctx)
+		d.runLater(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -102,6 +123,9 @@ func (d *dispatcher) run(ctx context.Context) {
 				wait = min(due, wait)
 			}
 		}
+		if !offlineDue.IsZero() {
+			wait = max(min(offlineDue.Sub(d.now()), wait), time.Millisecond)
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -111,6 +135,10 @@ func (d *dispatcher) run(ctx context.Context) {
 		case req := <-d.local:
 			st, err := d.setLocal(ctx, req.relayRequest)
 			req.reply <- localRelayResult{st, err}
+		case c := <-d.inputCh:
+			d.onInput(ctx, c, false)
+		case <-d.link:
+			d.linkChanged(ctx)
 		}
 		if !timer.Stop() {
 			select {
@@ -151,6 +179,7 @@ func (d *dispatcher) apply(ctx context.Context, c store.Change) bool {
 		d.beat.stamp()
 		_, err := d.db.Apply(c)
 		if err == nil {
+			d.eventSeq = max(d.eventSeq, c.EventSeq)
 			if len(c.Outbox) > 0 {
 				d.replies.poke()
 			}
@@ -407,6 +436,10 @@ func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) 
 	if d.failpoint != nil {
 		d.failpoint()
 	}
+	if ce := d.confirm(ctx, req.name, st); ce != nil {
+		ce.ID, ce.HasID = cmd.ID, true
+		ok = errorReply(ce)
+	}
 	// Phase 2: the reply.
 	d.finish(ctx, seq, cmd.ID, ok)
 }
@@ -487,18 +520,23 @@ func (d *dispatcher) setLocal(ctx context.Context, req relayRequest) (relay.Stat
 		return st, errors.New("the agent is stopping; the relay was not switched")
 	}
 	d.log.Info("relay switched", "relay", req.name, "on", st.On, "until", st.Deadline, "by", "control socket")
+	if ce := d.confirm(ctx, req.name, st); ce != nil {
+		return st, errors.New(ce.Message)
+	}
 	return st, nil
 }
 
 // expireDeadlines switches off every relay whose `for` or max_on ran out:
-// the off state is recorded first, so a crash in between still ends off.
-func (d *dispatcher) expireDeadlines() {
+// the off state is recorded first, so a crash in between still ends off;
+// an event with the cause follows once it moved.
+func (d *dispatcher) expireDeadlines(ctx context.Context) {
 	now := d.now()
 	for {
 		name, at, ok := d.bank.NextDeadline()
 		if !ok || at.After(now) {
 			return
 		}
+		cur, _ := d.bank.State(name)
 		st := relay.State{On: false, Since: now}
 		if _, err := d.db.Apply(store.Change{Relays: map[string]store.RelayState{name: store.RelayState(st)}}); err != nil {
 			d.log.Error("record relay off at its deadline; switching off anyway", "relay", name, "err", err)
@@ -507,6 +545,82 @@ func (d *dispatcher) expireDeadlines() {
 			d.log.Error("relay did not switch off at its deadline", "relay", name, "err", err)
 			return
 		}
-		d.log.Info("relay switched off at its deadline", "relay", name, "deadline", at)
+		cause := causeFor
+		if rc := d.relayCfg[name]; rc.MaxOn > 0 && at.Equal(cur.Since.Add(rc.MaxOn)) {
+			cause = causeMaxOn
+		}
+		d.log.Info("relay switched off at its deadline", "relay", name, "deadline", at, "cause", cause)
+		var c store.Change
+		d.relaySwitchedEvent(&c, name, false, now, cause, "")
+		if len(c.Outbox) > 0 {
+			d.apply(ctx, c)
+		}
+		d.confirm(ctx, name, st)
+	}
+}
+
+// onInput takes a debounced input change: the status shows it, an event
+// records it, and a press (a change to active) of an input that toggles a
+// relay toggles it, through the same checks as a command. During a
+// feedback wait (deferToggle) the press waits until the wait is over.
+func (d *dispatcher) onInput(ctx context.Context, c inputChange, deferToggle bool) {
+	in := d.inputs[c.input]
+	d.inputState.set(in.Name, InputStatus{Active: c.active, Since: c.at.UTC()})
+	d.log.Info("input", "input", in.Name, "active", c.active, "at", c.at)
+	var ch store.Change
+	d.addEvent(&ch, func(seq uint64) any {
+		return inputEvent{Input: in.Name, Active: c.active, At: eventTime(c.at), Seq: seq}
+	})
+	if len(ch.Outbox) > 0 {
+		d.apply(ctx, ch)
+	}
+	if in.Toggles == "" || !c.active {
+		return
+	}
+	if deferToggle {
+		d.later = append(d.later, c)
+		return
+	}
+	d.toggleByInput(ctx, in)
+}
+
+// runLater toggles for the presses that came during a feedback wait.
+func (d *dispatcher) runLater(ctx context.Context) {
+	for len(d.later) > 0 && ctx.Err() == nil {
+		c := d.later[0]
+		d.later = d.later[1:]
+		d.toggleByInput(ctx, d.inputs[c.input])
+	}
+}
+
+// toggleByInput is a press of an input with toggles: the relay flips, with
+// the interlock and max_on of any other switch, broker or not.
+func (d *dispatcher) toggleByInput(ctx context.Context, in config.Input) {
+	cur, st, ce := d.planRelay(relayRequest{name: in.Toggles, toggle: true})
+	if ce != nil {
+		d.log.Warn("input press did not toggle its relay", "input", in.Name, "relay", in.Toggles, "code", ce.Code, "reason", ce.Message)
+		return
+	}
+	done, ce := d.driveRelay(ctx, in.Toggles, cur, st, nil, nil)
+	if !done || ce != nil {
+		return
+	}
+	d.log.Info("relay switched", "relay", in.Toggles, "on", st.On, "until", st.Deadline, "by", "input "+in.Name)
+	var c store.Change
+	d.relaySwitchedEvent(&c, in.Toggles, st.On, st.Since, causeInput, in.Name)
+	if len(c.Outbox) > 0 {
+		d.apply(ctx, c)
+	}
+	d.confirm(ctx, in.Toggles, st)
+}
+
+// recordStop notes, as the daemon stops, that the link ends here: a
+// restart counts an offline spell from now, not from its own start.
+func (d *dispatcher) recordStop() {
+	if d.offline.since.IsZero() {
+		now := d.now().Round(0)
+		if _, err := d.db.Apply(store.Change{Offline: &now}); err != nil {
+			d.log.Warn("record the stop for the offline policy", "err", err)
+		}
 	}
 }

@@ -34,6 +34,22 @@ type health struct {
 
 	shown   string               // the state last pushed to onState
 	onState []func(state string) // called, outside the lock, when the state changes
+	onLink  []func()             // called, outside the lock, when connected changes
+}
+
+// watchLink calls fn whenever the connection comes or goes. fn must not
+// block (a doorbell's poke).
+func (h *health) watchLink(fn func()) {
+	h.mu.Lock()
+	h.onLink = append(h.onLink, fn)
+	h.mu.Unlock()
+}
+
+// isConnected reports whether the session is connected now.
+func (h *health) isConnected() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.connected
 }
 
 func newHealth(now time.Time) *health {
@@ -55,16 +71,24 @@ func (h *health) subscribe(fn func(state string)) {
 // update runs fn under the lock, then pushes the state if it changed.
 func (h *health) update(fn func()) {
 	h.mu.Lock()
+	wasConnected := h.connected
 	fn()
 	state := h.stateLocked()
 	changed := state != h.shown
 	h.shown = state
 	subs := h.onState
+	var links []func()
+	if h.connected != wasConnected {
+		links = h.onLink
+	}
 	h.mu.Unlock()
 	if changed {
 		for _, f := range subs {
 			f(state)
 		}
+	}
+	for _, f := range links {
+		f()
 	}
 }
 

@@ -140,6 +140,12 @@ func (d *dispatcher) ruleAction(ctx context.Context, seq uint64, o rules.Outcome
 	if d.failpoint != nil {
 		d.failpoint()
 	}
+	if ce := d.confirm(ctx, a.Relay, st); ce != nil {
+		// The relay moved but its contacts did not follow: the answer
+		// recorded before it moved is replaced by the failure.
+		r = ruleResult{Code: rules.CodeHardware, Message: ce.Code + ": " + ce.Message}
+		d.apply(ctx, store.Change{Command: &store.CommandChange{ID: key, Command: store.Command{Seq: seq, Done: true, Reply: r.encode()}}})
+	}
 	return r, true
 }
 

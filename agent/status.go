@@ -34,6 +34,8 @@ type Status struct {
 	// Sinks: each [[sink]]'s cursor, lag, delivered, failed, dropped and
 	// last_error; absent without sinks.
 	Sinks map[string]sinks.Status `json:"sinks,omitempty"`
+	// Inputs: each [[input]]'s debounced state; absent without inputs.
+	Inputs map[string]InputStatus `json:"inputs,omitempty"`
 }
 
 // InboxStatus counts stored notifications; pending ones are not handled yet.
@@ -54,6 +56,9 @@ type RelayStatus struct {
 	On    bool       `json:"on"`
 	Since time.Time  `json:"since"`
 	Until *time.Time `json:"until,omitempty"` // when it switches off by itself
+	// Fault says why the relay is faulty: its feedback input did not
+	// follow its last switch. Absent when it is not.
+	Fault string `json:"fault,omitempty"`
 }
 
 // statsReader is what the status needs of the store.
@@ -83,6 +88,8 @@ type statusSource struct {
 	ingest  *ingestStats
 	rules   *ruleStats // nil before the dispatcher exists
 	sinks   *sinks.Manager
+	inputs  *inputStates // nil without inputs
+	faults  *relayFaults
 }
 
 func (s *statusSource) build() Status {
@@ -130,8 +137,17 @@ func (s *statusSource) build() Status {
 				u := r.Deadline.UTC()
 				rs.Until = &u
 			}
+			if s.faults != nil {
+				rs.Fault = s.faults.get(name)
+			}
 			doc.Relays[name] = rs
 		}
+	}
+	if s.inputs != nil {
+		doc.Inputs = s.inputs.all()
+	}
+	if s.faults != nil && doc.LastError == "" {
+		doc.LastError = s.faults.summary()
 	}
 	if s.leds != nil {
 		// The state just computed, on the LEDs before they are read: the
