@@ -140,7 +140,24 @@ func printStatus(w io.Writer, st agent.Status) {
 		if r.Until != nil {
 			until = ", until " + r.Until.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "relay %s\t%s (since %s%s)\n", n, on, r.Since.Format(time.RFC3339), until)
+		fault := ""
+		if r.Fault != "" {
+			fault = "; FAULT: " + control.PrintableLine(r.Fault)
+		}
+		fmt.Fprintf(tw, "relay %s\t%s (since %s%s)%s\n", n, on, r.Since.Format(time.RFC3339), until, fault)
+	}
+	names = names[:0]
+	for n := range st.Inputs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		in := st.Inputs[n]
+		state := "inactive"
+		if in.Active {
+			state = "active"
+		}
+		fmt.Fprintf(tw, "input %s\t%s (since %s)\n", n, state, in.Since.Format(time.RFC3339))
 	}
 	printLEDs(tw, st)
 	last := st.LastError
@@ -360,6 +377,27 @@ func cmdSink(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fmt.Fprintf(stdout, "sink %s delivers again from seq %d\n", name, seq)
+	return exitOK
+}
+
+// cmdSim is `sim input NAME active|inactive`: the daemon drives an input of
+// the simulated board as its wire would (a button pressed, a door opened).
+func cmdSim(args []string, stdout, stderr io.Writer) int {
+	const u = "usage: edge-agent sim input NAME active|inactive [-config PATH]\n"
+	if len(args) < 3 || args[0] != "input" || (args[2] != "active" && args[2] != "inactive") {
+		fmt.Fprint(stderr, u)
+		return exitUsage
+	}
+	name, active := args[1], args[2] == "active"
+	fs := newFlags("sim input", stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if fs.Parse(args[3:]) != nil {
+		return exitUsage
+	}
+	if code := call(*path, control.Request{Cmd: control.CmdSimInput, Name: name, On: active}, stderr, nil); code != exitOK {
+		return code
+	}
+	fmt.Fprintf(stdout, "input %s is %s\n", name, args[2])
 	return exitOK
 }
 

@@ -51,6 +51,7 @@ const usage = `usage: edge-agent <verb> [flags]
   rules   test [-config PATH] [-topic T] FILE|-   which rules a payload matches, without acting
   inbox   follow [-from SEQ] [-json]         records as they are stored, like tail -f
   sink    rewind NAME SEQ                    a sink delivers again from SEQ
+  sim     input NAME active|inactive         sim backend only: drive an input as its wire would
   version
 
 The default config is ` + defaultConfig + `.
@@ -77,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdLED(rest, stdout, stderr)
 	case "sink":
 		return cmdSink(rest, stdout, stderr)
+	case "sim":
+		return cmdSim(rest, stdout, stderr)
 	case "rules":
 		return cmdRules(rest, os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
