@@ -84,16 +84,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 // session is still connected, the dispatcher finishes its command, and only
 // then does the session say offline and disconnect.
 type Daemon struct {
-	log   *slog.Logger
-	opts  Options
-	db    *store.DB
-	bank  *relay.Bank
+	log    *slog.Logger
+	opts   Options
+	db     *store.DB
+	bank   *relay.Bank
 	panel  *led.Panel
 	inputs []inputLine
 	ctl    *control.Server
-	acts  *controlActions
-	parts []part
-	beats map[string]*heartbeat // the loops the watchdog watches, by part
+	acts   *controlActions
+	parts  []part
+	beats  map[string]*heartbeat // the loops the watchdog watches, by part
 }
 
 // part is one long-running piece of the daemon: run returns once ctx ends

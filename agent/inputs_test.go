@@ -31,7 +31,7 @@ func (f *fakeInput) move(high bool, at time.Time) {
 	f.high.Store(high)
 	f.edges <- hw.Edge{High: high, At: at}
 }
-func (f *fakeInput) Read() (bool, error)    { return f.high.Load(), nil }
+func (f *fakeInput) Read() (bool, error)   { return f.high.Load(), nil }
 func (f *fakeInput) Edges() <-chan hw.Edge { return f.edges }
 func (f *fakeInput) Pin() string           { return "GPIO5" }
 func (f *fakeInput) Close() error          { return nil }
