@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
@@ -116,6 +117,38 @@ func (b *Backend) Output(pin string, initialHigh bool) (hw.Output, error) {
 	return &output{pin: pin, d: d}, nil
 }
 
+// Input requests pin as an input with bias and edges on both sides (see
+// inputSource); Close gives the line back.
+func (b *Backend) Input(pin string, bias hw.Bias) (hw.Input, error) {
+	p, err := b.lookup(pin)
+	if err != nil {
+		return nil, err
+	}
+	line := realPin(p)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if by, busy := b.claimed[line]; busy {
+		return nil, fmt.Errorf("GPIO pin %q: line busy (already in use as %q)", pin, by)
+	}
+	src, err := openInput(p, bias)
+	if err != nil {
+		return nil, fmt.Errorf("GPIO pin %q: make input: %w", pin, err)
+	}
+	b.claimed[line] = pin
+	in := &input{pin: pin, src: src, edges: make(chan hw.Edge, hw.EdgeBuffer), done: make(chan struct{})}
+	in.release = func() {
+		b.mu.Lock()
+		delete(b.claimed, line)
+		b.mu.Unlock()
+	}
+	go func() {
+		defer close(in.done)
+		src.run(in.edges)
+	}()
+	return in, nil
+}
+
 // lookup resolves a pin name; a missing pin wraps hw.ErrNoSuchPin.
 func (b *Backend) lookup(pin string) (gpio.PinIO, error) {
 	if n, off, ok := hw.ParsePin(pin); ok {
@@ -222,6 +255,115 @@ func (o *output) Set(high bool) error {
 }
 
 func (o *output) Pin() string { return o.pin }
+
+// inputSource is an input line and the reader of its edges.
+type inputSource interface {
+	read() (bool, error)
+	// run sends every edge to edges until stop, then closes edges.
+	run(edges chan<- hw.Edge)
+	// stop releases the line and makes run return.
+	stop()
+}
+
+// openInput requests p as an input. A gpioioctl line is requested from the
+// kernel's character device with edge events (requestInput: the reader
+// sleeps in Go's poller until the kernel queues an edge); any other pin gets
+// In(pull, BothEdges) and a WaitForEdge loop, all that gpio.PinIn offers.
+func openInput(p gpio.PinIO, bias hw.Bias) (inputSource, error) {
+	if l, ok := realPin(p).(*gpioioctl.GPIOLine); ok {
+		path, err := chipPath(l)
+		if err != nil {
+			return nil, err
+		}
+		return requestInput(path, l.Number(), bias)
+	}
+	pull := gpio.Float
+	switch bias {
+	case hw.BiasUp:
+		pull = gpio.PullUp
+	case hw.BiasDown:
+		pull = gpio.PullDown
+	}
+	if err := p.In(pull, gpio.BothEdges); err != nil {
+		return nil, err
+	}
+	return &pinIn{p: p, stopped: make(chan struct{})}, nil
+}
+
+// pinIn reads a pin through gpio.PinIn. WaitForEdge cannot be interrupted,
+// so the loop waits in slices of pinInWait and looks for stop in between.
+type pinIn struct {
+	p       gpio.PinIn
+	stopped chan struct{}
+}
+
+const pinInWait = 50 * time.Millisecond
+
+func (q *pinIn) read() (bool, error) { return bool(q.p.Read()), nil }
+
+func (q *pinIn) run(edges chan<- hw.Edge) {
+	defer close(edges)
+	for {
+		select {
+		case <-q.stopped:
+			return
+		default:
+		}
+		if q.p.WaitForEdge(pinInWait) {
+			send(edges, hw.Edge{High: bool(q.p.Read()), At: time.Now()})
+		}
+	}
+}
+
+func (q *pinIn) stop() { close(q.stopped) }
+
+// send queues e unless the consumer is EdgeBuffer edges behind: the reader
+// never blocks (hw.Input's promise).
+func send(edges chan<- hw.Edge, e hw.Edge) {
+	select {
+	case edges <- e:
+	default:
+	}
+}
+
+// input is one line handed out as an input; its reader goroutine owns the
+// sends on edges and closes it.
+type input struct {
+	pin     string
+	src     inputSource
+	edges   chan hw.Edge
+	done    chan struct{} // closed when the reader has returned
+	once    sync.Once
+	release func() // gives the line back to the backend
+}
+
+func (in *input) Read() (bool, error) {
+	select {
+	case <-in.done:
+		return false, fmt.Errorf("read GPIO pin %q: input closed", in.pin)
+	default:
+	}
+	high, err := in.src.read()
+	if err != nil {
+		return false, fmt.Errorf("read GPIO pin %q: %w", in.pin, err)
+	}
+	return high, nil
+}
+
+func (in *input) Edges() <-chan hw.Edge { return in.edges }
+
+func (in *input) Pin() string { return in.pin }
+
+// Close stops the reader, waits until it has returned (so no edge comes
+// after Close) and gives the line back.
+func (in *input) Close() error {
+	in.once.Do(func() {
+		in.src.stop()
+		<-in.done
+		in.release()
+	})
+	return nil
+}
 
 // describeDrivers says which periph drivers loaded, were skipped or failed.
 func describeDrivers(s *driverreg.State) string {
