@@ -25,6 +25,7 @@ type Backend struct {
 	byName   func(name string) gpio.PinIO
 	chips    []chip
 	describe string
+	openIn   inputOpener
 
 	mu      sync.Mutex
 	claimed map[gpio.PinIO]string // real pin -> the pin name it was asked for by
@@ -83,12 +84,13 @@ func New() (*Backend, error) {
 		desc = append(desc, fmt.Sprintf("%s %q %d lines", c.Name(), c.Label(), c.LineCount()))
 	}
 	d := "periph: " + drivers + "; chips: " + strings.Join(desc, ", ")
-	return newBackend(gpioreg.ByName, chips, d), nil
+	return newBackend(gpioreg.ByName, chips, d, openChardevInput), nil
 }
 
-// newBackend is New with its lookups injected, for tests over fake pins.
-func newBackend(byName func(string) gpio.PinIO, chips []chip, describe string) *Backend {
-	return &Backend{byName: byName, chips: chips, describe: describe, claimed: make(map[gpio.PinIO]string)}
+// newBackend is New with its lookups and its way to open inputs injected,
+// for tests over fake pins.
+func newBackend(byName func(string) gpio.PinIO, chips []chip, describe string, openIn inputOpener) *Backend {
+	return &Backend{byName: byName, chips: chips, describe: describe, openIn: openIn, claimed: make(map[gpio.PinIO]string)}
 }
 
 // Describe is one line for the start-up log: the drivers periph loaded or
@@ -117,8 +119,8 @@ func (b *Backend) Output(pin string, initialHigh bool) (hw.Output, error) {
 	return &output{pin: pin, d: d}, nil
 }
 
-// Input requests pin as an input with bias and edges on both sides (see
-// inputSource); Close gives the line back.
+// Input requests pin as an input with bias and edges on both sides
+// (openChardevInput); Close gives the line back.
 func (b *Backend) Input(pin string, bias hw.Bias) (hw.Input, error) {
 	p, err := b.lookup(pin)
 	if err != nil {
@@ -131,7 +133,7 @@ func (b *Backend) Input(pin string, bias hw.Bias) (hw.Input, error) {
 	if by, busy := b.claimed[line]; busy {
 		return nil, fmt.Errorf("GPIO pin %q: line busy (already in use as %q)", pin, by)
 	}
-	src, err := openInput(p, bias)
+	src, err := b.openIn(p, bias)
 	if err != nil {
 		return nil, fmt.Errorf("GPIO pin %q: make input: %w", pin, err)
 	}
@@ -265,18 +267,32 @@ type inputSource interface {
 	stop()
 }
 
-// openInput requests p as an input. A gpioioctl line is requested from the
-// kernel's character device with edge events (requestInput: the reader
-// sleeps in Go's poller until the kernel queues an edge); any other pin gets
-// In(pull, BothEdges) and a WaitForEdge loop, all that gpio.PinIn offers.
-func openInput(p gpio.PinIO, bias hw.Bias) (inputSource, error) {
-	if l, ok := realPin(p).(*gpioioctl.GPIOLine); ok {
-		path, err := chipPath(l)
-		if err != nil {
-			return nil, err
-		}
-		return requestInput(path, l.Number(), bias)
+// inputOpener requests a pin as an input.
+type inputOpener func(p gpio.PinIO, bias hw.Bias) (inputSource, error)
+
+// openChardevInput requests a gpioioctl line from the kernel's character
+// device with edge events (requestInput: the reader sleeps in Go's poller
+// until the kernel queues an edge). New uses it: every pin here is such a
+// line, since gpioioctl is the only driver this package loads.
+func openChardevInput(p gpio.PinIO, bias hw.Bias) (inputSource, error) {
+	l, ok := realPin(p).(*gpioioctl.GPIOLine)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a line of a GPIO character device", p)
 	}
+	path, err := chipPath(l)
+	if err != nil {
+		return nil, err
+	}
+	return requestInput(path, l.Number(), bias)
+}
+
+// openPinInput makes any gpio.PinIn an input: In(pull, BothEdges) and a
+// WaitForEdge loop, all that interface offers. New does not use it: calls
+// through gpio.PinIn would link periph's own edge reader for gpioioctl
+// lines (with encoding/binary's reflection, about 14 KB of ARM code) which
+// openChardevInput makes unneeded. Backends over other pins (the tests'
+// fakes) do.
+func openPinInput(p gpio.PinIO, bias hw.Bias) (inputSource, error) {
 	pull := gpio.Float
 	switch bias {
 	case hw.BiasUp:

@@ -162,7 +162,7 @@ func newFakeBoard(t *testing.T) *fakeBoard {
 		name: "gpiochip0", label: "pinctrl-fake", lines: len(lines),
 		line: func(off int) gpio.PinIO { return lines[off] },
 	}}
-	fb.Backend = newBackend(gpioreg.ByName, chips, "periph (fake pins)")
+	fb.Backend = newBackend(gpioreg.ByName, chips, "periph (fake pins)", openPinInput)
 	return fb
 }
 
@@ -182,6 +182,30 @@ func TestConformance(t *testing.T) {
 		Pins:    []string{prefix + "GPIO17", prefix + "GPIO27", "gpiochip0:5", "gpiochip0:31"},
 		Missing: []string{prefix + "GPIO18", "GPIO17x", "gpiochip0:32", "gpiochip1:0", ""},
 	})
+}
+
+// The backend New makes takes inputs only from the character device: a pin
+// of another driver is refused, naming it.
+func TestChardevInputRefusesOtherPins(t *testing.T) {
+	fb := newFakeBoard(t)
+	b := newBackend(gpioreg.ByName, fb.chips, "periph (fake pins, chardev inputs)", openChardevInput)
+	in, err := b.Input("gpiochip0:3", hw.BiasUp)
+	if err == nil {
+		in.Close()
+		t.Fatal("Input on a fake pin through the character device succeeded")
+	}
+	for _, want := range []string{`"gpiochip0:3"`, "chip0-line3(3) is not a line of a GPIO character device"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err %q lacks %q", err, want)
+		}
+	}
+	// The refused request left the line free.
+	if in, err := b.Input("gpiochip0:3", hw.BiasUp); err == nil || strings.Contains(err.Error(), "busy") {
+		t.Errorf("second Input: %v, want the same refusal, not busy", err)
+		if in != nil {
+			in.Close()
+		}
+	}
 }
 
 func TestNameLookupDrivesThatLine(t *testing.T) {
