@@ -12,11 +12,6 @@ import (
 	"github.com/edge-agent/edge-agent/hw"
 )
 
-// inputBackend is what inputs need of the GPIO backend.
-type inputBackend interface {
-	Input(pin string, bias hw.Bias) (hw.Input, error)
-}
-
 // inputLine is one configured input on its line.
 type inputLine struct {
 	cfg  config.Input
@@ -36,10 +31,6 @@ func openInputs(cfg *config.Config, b hw.Backend) ([]inputLine, error) {
 	if len(cfg.Inputs) == 0 {
 		return nil, nil
 	}
-	ib, ok := b.(inputBackend)
-	if !ok {
-		return nil, fmt.Errorf("[[input]]: the %q GPIO backend has no inputs", cfg.HW.Backend)
-	}
 	var out []inputLine
 	for i, in := range cfg.Inputs {
 		bias := hw.BiasNone
@@ -49,7 +40,7 @@ func openInputs(cfg *config.Config, b hw.Backend) ([]inputLine, error) {
 		case config.PullDown:
 			bias = hw.BiasDown
 		}
-		l, err := ib.Input(in.Pin, bias)
+		l, err := b.Input(in.Pin, bias)
 		if err != nil {
 			for _, o := range out {
 				o.line.Close()

@@ -18,27 +18,26 @@ type Output interface {
 	Pin() string
 }
 
-// Backend hands out output lines.
-type Backend interface {
-	// Output makes pin an output driven at initialHigh in the same request, so
-	// the line never shows the other level on the way (no glitch at boot).
-	// A pin that does not exist on this board is an error naming it that
-	// wraps ErrNoSuchPin. A pin already handed out is an error too.
-	Output(pin string, initialHigh bool) (Output, error)
-	// Describe is one line for the start-up log: which driver loaded and
-	// which chips/lines it found.
-	Describe() string
-}
-
 // Bias is an input line's pull resistor.
 type Bias int
 
-// Pull resistors.
 const (
 	BiasNone Bias = iota
 	BiasUp
 	BiasDown
 )
+
+func (b Bias) String() string {
+	switch b {
+	case BiasNone:
+		return "none"
+	case BiasUp:
+		return "up"
+	case BiasDown:
+		return "down"
+	}
+	return "Bias(" + strconv.Itoa(int(b)) + ")"
+}
 
 // Edge is one level change of an input line as seen by the kernel (or the sim).
 type Edge struct {
@@ -46,12 +45,16 @@ type Edge struct {
 	At   time.Time // wall-clock time of the edge (kernel timestamp where the hardware gives one)
 }
 
+// EdgeBuffer is how many edges an Input's channel holds before further ones
+// are dropped.
+const EdgeBuffer = 64
+
 // Input is one GPIO line requested as an input with edge detection on both
 // edges. Implementations are safe for concurrent use.
 type Input interface {
 	// Read returns the line's current electrical level.
 	Read() (high bool, err error)
-	// Edges delivers every edge in order. It is buffered (at least 64); when
+	// Edges delivers every edge in order. It is buffered (EdgeBuffer); when
 	// the consumer falls behind, further edges are dropped, never blocking
 	// the reader (the consumer re-Reads the level after its debounce window,
 	// so a dropped edge loses no final state). Closed when the input is
@@ -59,11 +62,28 @@ type Input interface {
 	Edges() <-chan Edge
 	// Pin is the pin name as configured.
 	Pin() string
-	// Close releases the line and ends its reader.
+	// Close releases the line and ends its reader. The pin can be handed
+	// out again afterwards. A second Close does nothing.
 	Close() error
 }
 
-// ErrNoSuchPin is wrapped by Backend.Output when the board has no such line.
+// Backend hands out GPIO lines.
+type Backend interface {
+	// Output makes pin an output driven at initialHigh in the same request, so
+	// the line never shows the other level on the way (no glitch at boot).
+	// A pin that does not exist on this board is an error naming it that
+	// wraps ErrNoSuchPin. A pin already handed out is an error too.
+	Output(pin string, initialHigh bool) (Output, error)
+	// Input requests pin as an input with bias and edge detection on both
+	// edges. A missing pin wraps ErrNoSuchPin; a pin already handed out (as
+	// input or output) is an error naming it.
+	Input(pin string, bias Bias) (Input, error)
+	// Describe is one line for the start-up log: which driver loaded and
+	// which chips/lines it found.
+	Describe() string
+}
+
+// ErrNoSuchPin is wrapped by Backend.Output and Backend.Input when the board has no such line.
 var ErrNoSuchPin = errors.New("no such GPIO pin")
 
 // Level is the electrical level for a logical state: high for on, unless the

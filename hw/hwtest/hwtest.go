@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edge-agent/edge-agent/hw"
 )
@@ -20,6 +21,9 @@ type Board struct {
 	// Driven lists every level pin was driven to since it was handed out, in
 	// order, starting with the level it was made an output with.
 	Driven func(pin string) []bool
+	// Drive sets the wire of a pin handed out as an input to a level
+	// different from its current one, as a button or a contact would.
+	Drive func(pin string, high bool)
 }
 
 // Harness describes a backend to the conformance test.
@@ -169,6 +173,247 @@ func Conformance(t *testing.T, h Harness) {
 			if got, want := len(b.Driven(pin)), 1+4*50; got != want {
 				t.Errorf("%s driven %d times, want %d", pin, got, want)
 			}
+		}
+	})
+
+	inputs(t, h)
+}
+
+// edgeWait bounds every wait for an edge: a lost edge fails the test
+// instead of hanging it. No speed is asserted.
+const edgeWait = 5 * time.Second
+
+func nextEdge(t *testing.T, in hw.Input) (hw.Edge, bool) {
+	t.Helper()
+	select {
+	case e, ok := <-in.Edges():
+		return e, ok
+	case <-time.After(edgeWait):
+		t.Fatalf("%s: no edge and no close within %v", in.Pin(), edgeWait)
+		return hw.Edge{}, false
+	}
+}
+
+func noEdge(t *testing.T, in hw.Input) {
+	t.Helper()
+	select {
+	case e, ok := <-in.Edges():
+		t.Errorf("%s: unexpected edge %+v (open %t)", in.Pin(), e, ok)
+	default:
+	}
+}
+
+func wantLevel(t *testing.T, in hw.Input, want bool) {
+	t.Helper()
+	got, err := in.Read()
+	if err != nil {
+		t.Fatalf("%s: Read: %v", in.Pin(), err)
+	}
+	if got != want {
+		t.Errorf("%s: Read = %t, want %t", in.Pin(), got, want)
+	}
+}
+
+func inputs(t *testing.T, h Harness) {
+	for _, c := range []struct {
+		bias hw.Bias
+		high bool
+	}{{hw.BiasUp, true}, {hw.BiasDown, false}, {hw.BiasNone, false}} {
+		t.Run(fmt.Sprintf("input pull %s starts %t", c.bias, c.high), func(t *testing.T) {
+			b := h.New(t)
+			in, err := b.Backend.Input(h.Pins[0], c.bias)
+			if err != nil {
+				t.Fatalf("Input(%q, %s): %v", h.Pins[0], c.bias, err)
+			}
+			defer in.Close()
+			if got := in.Pin(); got != h.Pins[0] {
+				t.Errorf("Pin() = %q, want %q", got, h.Pins[0])
+			}
+			if n := cap(in.Edges()); n < hw.EdgeBuffer {
+				t.Errorf("Edges() holds %d, want at least %d", n, hw.EdgeBuffer)
+			}
+			wantLevel(t, in, c.high)
+			noEdge(t, in)
+		})
+	}
+
+	t.Run("input edges in order with their levels", func(t *testing.T) {
+		b := h.New(t)
+		t0 := time.Now()
+		in, err := b.Backend.Input(h.Pins[0], hw.BiasDown)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		other, err := b.Backend.Input(h.Pins[1], hw.BiasUp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		level, last := false, t0
+		for i := range 6 {
+			level = !level
+			b.Drive(h.Pins[0], level)
+			e, ok := nextEdge(t, in)
+			if !ok {
+				t.Fatal("Edges closed while open")
+			}
+			if e.High != level {
+				t.Errorf("edge %d: High = %t, want %t", i, e.High, level)
+			}
+			// Stamped at the edge: not before the previous one, and not
+			// after it was received. (1 ms of slack for clock granularity.)
+			if e.At.Before(last.Add(-time.Millisecond)) || e.At.After(time.Now().Add(time.Millisecond)) {
+				t.Errorf("edge %d at %v: want between %v and now", i, e.At, last)
+			}
+			last = e.At
+			wantLevel(t, in, level)
+		}
+		noEdge(t, in)
+		noEdge(t, other) // the other input saw nothing
+		wantLevel(t, other, true)
+	})
+
+	t.Run("input missing pin is named", func(t *testing.T) {
+		b := h.New(t)
+		for _, pin := range h.Missing {
+			in, err := b.Backend.Input(pin, hw.BiasUp)
+			if err == nil {
+				in.Close()
+				t.Fatalf("Input(%q) succeeded, want an error", pin)
+			}
+			if !errors.Is(err, hw.ErrNoSuchPin) || !strings.Contains(err.Error(), fmt.Sprintf("%q", pin)) {
+				t.Errorf("Input(%q) error %q: want ErrNoSuchPin naming the pin", pin, err)
+			}
+		}
+	})
+
+	t.Run("input pin in use", func(t *testing.T) {
+		b := h.New(t)
+		if _, err := b.Backend.Output(h.Pins[0], false); err != nil {
+			t.Fatal(err)
+		}
+		in, err := b.Backend.Input(h.Pins[1], hw.BiasUp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		busy := func(what, pin string, err error) {
+			t.Helper()
+			if err == nil {
+				t.Errorf("%s(%q) on a pin in use succeeded", what, pin)
+			} else if errors.Is(err, hw.ErrNoSuchPin) || !strings.Contains(err.Error(), fmt.Sprintf("%q", pin)) {
+				t.Errorf("%s(%q) error %q: want busy, naming the pin", what, pin, err)
+			}
+		}
+		_, err = b.Backend.Input(h.Pins[0], hw.BiasUp)
+		busy("Input", h.Pins[0], err)
+		_, err = b.Backend.Input(h.Pins[1], hw.BiasUp)
+		busy("Input", h.Pins[1], err)
+		_, err = b.Backend.Output(h.Pins[1], true)
+		busy("Output", h.Pins[1], err)
+		if got, want := b.Driven(h.Pins[0]), []bool{false}; !slices.Equal(got, want) {
+			t.Errorf("the refused Input drove %v, want %v", got, want)
+		}
+		if got := b.Driven(h.Pins[1]); len(got) != 0 {
+			t.Errorf("the refused Output drove the input's line: %v", got)
+		}
+		wantLevel(t, in, true)
+	})
+
+	t.Run("input Close ends Edges and gives the pin back", func(t *testing.T) {
+		b := h.New(t)
+		in, err := b.Backend.Input(h.Pins[0], hw.BiasUp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Drive(h.Pins[0], false)
+		if e, _ := nextEdge(t, in); e.High {
+			t.Errorf("edge %+v, want low", e)
+		}
+		if err := in.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		// Closed by the time Close returns: no edge comes after it.
+		select {
+		case e, ok := <-in.Edges():
+			if ok {
+				t.Errorf("edge %+v after Close", e)
+			}
+		default:
+			t.Error("Edges still open after Close returned")
+		}
+		if _, err := in.Read(); err == nil {
+			t.Error("Read after Close succeeded")
+		}
+		if err := in.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		again, err := b.Backend.Input(h.Pins[0], hw.BiasUp)
+		if err != nil {
+			t.Fatalf("Input after Close: %v", err)
+		}
+		if err := again.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Backend.Output(h.Pins[0], true); err != nil {
+			t.Fatalf("Output after the input was closed: %v", err)
+		}
+	})
+
+	t.Run("input consumer behind: edges dropped, never blocking", func(t *testing.T) {
+		b := h.New(t)
+		in, err := b.Backend.Input(h.Pins[0], hw.BiasDown)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		level := false
+		for range 3 * hw.EdgeBuffer {
+			level = !level
+			b.Drive(h.Pins[0], level)
+		}
+		wantLevel(t, in, level)
+		// Whatever was queued: at most the buffer, and the one edge a reader
+		// may hold between taking it and queueing it as the drain frees room.
+		n := 0
+	drain:
+		for {
+			select {
+			case <-in.Edges():
+				n++
+			case <-time.After(200 * time.Millisecond):
+				break drain
+			}
+		}
+		if n == 0 || n > cap(in.Edges())+1 {
+			t.Errorf("%d edges queued of %d, want 1..%d", n, 3*hw.EdgeBuffer, cap(in.Edges())+1)
+		}
+		// The reader is still alive.
+		b.Drive(h.Pins[0], !level)
+		if e, ok := nextEdge(t, in); !ok || e.High != !level {
+			t.Errorf("edge after the burst %+v (open %t), want High %t", e, ok, !level)
+		}
+	})
+
+	t.Run("input concurrent Read and Close", func(t *testing.T) {
+		b := h.New(t)
+		in, err := b.Backend.Input(h.Pins[0], hw.BiasUp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 50 {
+					_, _ = in.Read() // an error once closed is fine
+				}
+			})
+		}
+		wg.Go(func() { _ = in.Close() })
+		wg.Wait()
+		if _, ok := <-in.Edges(); ok {
+			t.Error("Edges open after Close")
 		}
 	})
 }

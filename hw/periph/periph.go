@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
@@ -24,6 +25,7 @@ type Backend struct {
 	byName   func(name string) gpio.PinIO
 	chips    []chip
 	describe string
+	openIn   inputOpener
 
 	mu      sync.Mutex
 	claimed map[gpio.PinIO]string // real pin -> the pin name it was asked for by
@@ -82,12 +84,13 @@ func New() (*Backend, error) {
 		desc = append(desc, fmt.Sprintf("%s %q %d lines", c.Name(), c.Label(), c.LineCount()))
 	}
 	d := "periph: " + drivers + "; chips: " + strings.Join(desc, ", ")
-	return newBackend(gpioreg.ByName, chips, d), nil
+	return newBackend(gpioreg.ByName, chips, d, openChardevInput), nil
 }
 
-// newBackend is New with its lookups injected, for tests over fake pins.
-func newBackend(byName func(string) gpio.PinIO, chips []chip, describe string) *Backend {
-	return &Backend{byName: byName, chips: chips, describe: describe, claimed: make(map[gpio.PinIO]string)}
+// newBackend is New with its lookups and its way to open inputs injected,
+// for tests over fake pins.
+func newBackend(byName func(string) gpio.PinIO, chips []chip, describe string, openIn inputOpener) *Backend {
+	return &Backend{byName: byName, chips: chips, describe: describe, openIn: openIn, claimed: make(map[gpio.PinIO]string)}
 }
 
 // Describe is one line for the start-up log: the drivers periph loaded or
@@ -114,6 +117,38 @@ func (b *Backend) Output(pin string, initialHigh bool) (hw.Output, error) {
 	}
 	b.claimed[line] = pin
 	return &output{pin: pin, d: d}, nil
+}
+
+// Input requests pin as an input with bias and edges on both sides
+// (openChardevInput); Close gives the line back.
+func (b *Backend) Input(pin string, bias hw.Bias) (hw.Input, error) {
+	p, err := b.lookup(pin)
+	if err != nil {
+		return nil, err
+	}
+	line := realPin(p)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if by, busy := b.claimed[line]; busy {
+		return nil, fmt.Errorf("GPIO pin %q: line busy (already in use as %q)", pin, by)
+	}
+	src, err := b.openIn(p, bias)
+	if err != nil {
+		return nil, fmt.Errorf("GPIO pin %q: make input: %w", pin, err)
+	}
+	b.claimed[line] = pin
+	in := &input{pin: pin, src: src, edges: make(chan hw.Edge, hw.EdgeBuffer), done: make(chan struct{})}
+	in.release = func() {
+		b.mu.Lock()
+		delete(b.claimed, line)
+		b.mu.Unlock()
+	}
+	go func() {
+		defer close(in.done)
+		src.run(in.edges)
+	}()
+	return in, nil
 }
 
 // lookup resolves a pin name; a missing pin wraps hw.ErrNoSuchPin.
@@ -222,6 +257,129 @@ func (o *output) Set(high bool) error {
 }
 
 func (o *output) Pin() string { return o.pin }
+
+// inputSource is an input line and the reader of its edges.
+type inputSource interface {
+	read() (bool, error)
+	// run sends every edge to edges until stop, then closes edges.
+	run(edges chan<- hw.Edge)
+	// stop releases the line and makes run return.
+	stop()
+}
+
+// inputOpener requests a pin as an input.
+type inputOpener func(p gpio.PinIO, bias hw.Bias) (inputSource, error)
+
+// openChardevInput requests a gpioioctl line from the kernel's character
+// device with edge events (requestInput: the reader sleeps in Go's poller
+// until the kernel queues an edge). New uses it: every pin here is such a
+// line, since gpioioctl is the only driver this package loads.
+func openChardevInput(p gpio.PinIO, bias hw.Bias) (inputSource, error) {
+	l, ok := realPin(p).(*gpioioctl.GPIOLine)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a line of a GPIO character device", p)
+	}
+	path, err := chipPath(l)
+	if err != nil {
+		return nil, err
+	}
+	return requestInput(path, l.Number(), bias)
+}
+
+// openPinInput makes any gpio.PinIn an input: In(pull, BothEdges) and a
+// WaitForEdge loop, all that interface offers. New does not use it: calls
+// through gpio.PinIn would link periph's own edge reader for gpioioctl
+// lines (with encoding/binary's reflection, about 14 KB of ARM code) which
+// openChardevInput makes unneeded. Backends over other pins (the tests'
+// fakes) do.
+func openPinInput(p gpio.PinIO, bias hw.Bias) (inputSource, error) {
+	pull := gpio.Float
+	switch bias {
+	case hw.BiasUp:
+		pull = gpio.PullUp
+	case hw.BiasDown:
+		pull = gpio.PullDown
+	}
+	if err := p.In(pull, gpio.BothEdges); err != nil {
+		return nil, err
+	}
+	return &pinIn{p: p, stopped: make(chan struct{})}, nil
+}
+
+// pinIn reads a pin through gpio.PinIn. WaitForEdge cannot be interrupted,
+// so the loop waits in slices of pinInWait and looks for stop in between.
+type pinIn struct {
+	p       gpio.PinIn
+	stopped chan struct{}
+}
+
+const pinInWait = 50 * time.Millisecond
+
+func (q *pinIn) read() (bool, error) { return bool(q.p.Read()), nil }
+
+func (q *pinIn) run(edges chan<- hw.Edge) {
+	defer close(edges)
+	for {
+		select {
+		case <-q.stopped:
+			return
+		default:
+		}
+		if q.p.WaitForEdge(pinInWait) {
+			send(edges, hw.Edge{High: bool(q.p.Read()), At: time.Now()})
+		}
+	}
+}
+
+func (q *pinIn) stop() { close(q.stopped) }
+
+// send queues e unless the consumer is EdgeBuffer edges behind: the reader
+// never blocks (hw.Input's promise).
+func send(edges chan<- hw.Edge, e hw.Edge) {
+	select {
+	case edges <- e:
+	default:
+	}
+}
+
+// input is one line handed out as an input; its reader goroutine owns the
+// sends on edges and closes it.
+type input struct {
+	pin     string
+	src     inputSource
+	edges   chan hw.Edge
+	done    chan struct{} // closed when the reader has returned
+	once    sync.Once
+	release func() // gives the line back to the backend
+}
+
+func (in *input) Read() (bool, error) {
+	select {
+	case <-in.done:
+		return false, fmt.Errorf("read GPIO pin %q: input closed", in.pin)
+	default:
+	}
+	high, err := in.src.read()
+	if err != nil {
+		return false, fmt.Errorf("read GPIO pin %q: %w", in.pin, err)
+	}
+	return high, nil
+}
+
+func (in *input) Edges() <-chan hw.Edge { return in.edges }
+
+func (in *input) Pin() string { return in.pin }
+
+// Close stops the reader, waits until it has returned (so no edge comes
+// after Close) and gives the line back.
+func (in *input) Close() error {
+	in.once.Do(func() {
+		in.src.stop()
+		<-in.done
+		in.release()
+	})
+	return nil
+}
 
 // describeDrivers says which periph drivers loaded, were skipped or failed.
 func describeDrivers(s *driverreg.State) string {

@@ -19,9 +19,10 @@ import (
 	"github.com/edge-agent/edge-agent/hw/hwtest"
 )
 
-// fakePin is a gpio.PinIO like gpiotest.Pin (level in L) that records every
-// level driven and fails the test on anything that would turn a periph output
-// into an input: Read, In, WaitForEdge
+// fakePin is a gpio.PinIO like gpiotest.Pin (level in L, edges through a
+// channel) that records every level driven and fails the test on anything
+// that would turn a periph output into an input: Read and WaitForEdge on a
+// line not made an input, In on a line that was driven
 // (docs/dependencies.md#periph-read-on-an-output). gpiotest itself is not
 // used: it needs github.com/jonboulle/clockwork, which go.mod does not have
 // (docs/dependencies.md#periph-gpiotest-fakes).
@@ -33,6 +34,8 @@ type fakePin struct {
 	mu     sync.Mutex
 	L      gpio.Level
 	driven []bool
+	input  bool // made an input by In, and not driven since
+	edges  chan struct{}
 }
 
 func (p *fakePin) String() string   { return fmt.Sprintf("%s(%d)", p.N, p.Num) }
@@ -41,18 +44,66 @@ func (p *fakePin) Name() string     { return p.N }
 func (p *fakePin) Number() int      { return p.Num }
 func (p *fakePin) Function() string { return "Out" }
 func (p *fakePin) Func() pin.Func   { return gpio.OUT }
-func (p *fakePin) In(gpio.Pull, gpio.Edge) error {
-	p.t.Errorf("%s.In called: an output must never be made an input", p)
-	return errors.New("fakePin: In")
+
+// In makes the line an input; the pull sets its level, as on a wire nothing
+// drives.
+func (p *fakePin) In(pull gpio.Pull, edge gpio.Edge) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.driven) > 0 {
+		p.t.Errorf("%s.In called: an output must never be made an input", p)
+		return errors.New("fakePin: In on an output")
+	}
+	if edge != gpio.BothEdges {
+		p.t.Errorf("%s.In(%s, %s): want both edges", p, pull, edge)
+	}
+	p.input = true
+	p.L = pull == gpio.PullUp
+	return nil
 }
+
+func (p *fakePin) isInput(what string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.input {
+		p.t.Errorf("%s.%s called on a line that is not an input (on periph it turns an output into one)", p, what)
+	}
+	return p.input
+}
+
 func (p *fakePin) Read() gpio.Level {
-	p.t.Errorf("%s.Read called: on periph a Read turns an output into an input", p)
-	return gpio.Low
+	if !p.isInput("Read") {
+		return gpio.Low
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.L
 }
-func (p *fakePin) WaitForEdge(time.Duration) bool {
-	p.t.Errorf("%s.WaitForEdge called on an output", p)
-	return false
+
+func (p *fakePin) WaitForEdge(d time.Duration) bool {
+	if !p.isInput("WaitForEdge") {
+		return false
+	}
+	select {
+	case <-p.edges:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
+
+// drive sets the input's wire to l and hands the edge to WaitForEdge.
+func (p *fakePin) drive(l bool) {
+	p.mu.Lock()
+	p.L = gpio.Level(l)
+	p.mu.Unlock()
+	select {
+	case p.edges <- struct{}{}:
+	case <-time.After(5 * time.Second):
+		p.t.Errorf("%s: edge to %t not taken by a WaitForEdge within 5s", p, l)
+	}
+}
+
 func (p *fakePin) Pull() gpio.Pull        { return gpio.PullNoChange }
 func (p *fakePin) DefaultPull() gpio.Pull { return gpio.PullNoChange }
 func (p *fakePin) PWM(gpio.Duty, physic.Frequency) error {
@@ -63,6 +114,7 @@ func (p *fakePin) Out(l gpio.Level) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.L = l
+	p.input = false
 	p.driven = append(p.driven, bool(l))
 	return nil
 }
@@ -90,7 +142,7 @@ func newFakeBoard(t *testing.T) *fakeBoard {
 	fb := &fakeBoard{pins: make(map[string]*fakePin)}
 	lines := make([]*fakePin, 32)
 	for i := range lines {
-		lines[i] = &fakePin{t: t, N: fmt.Sprintf("chip0-line%d", i), Num: i}
+		lines[i] = &fakePin{t: t, N: fmt.Sprintf("chip0-line%d", i), Num: i, edges: make(chan struct{})}
 		fb.pins[fmt.Sprintf("gpiochip0:%d", i)] = lines[i]
 	}
 	for _, n := range []int{17, 22, 27} {
@@ -110,7 +162,7 @@ func newFakeBoard(t *testing.T) *fakeBoard {
 		name: "gpiochip0", label: "pinctrl-fake", lines: len(lines),
 		line: func(off int) gpio.PinIO { return lines[off] },
 	}}
-	fb.Backend = newBackend(gpioreg.ByName, chips, "periph (fake pins)")
+	fb.Backend = newBackend(gpioreg.ByName, chips, "periph (fake pins)", openPinInput)
 	return fb
 }
 
@@ -125,11 +177,35 @@ func TestConformance(t *testing.T) {
 	hwtest.Conformance(t, hwtest.Harness{
 		New: func(t *testing.T) hwtest.Board {
 			fb := newFakeBoard(t)
-			return hwtest.Board{Backend: fb.Backend, Driven: fb.driven}
+			return hwtest.Board{Backend: fb.Backend, Driven: fb.driven, Drive: func(pin string, high bool) { fb.pins[pin].drive(high) }}
 		},
 		Pins:    []string{prefix + "GPIO17", prefix + "GPIO27", "gpiochip0:5", "gpiochip0:31"},
 		Missing: []string{prefix + "GPIO18", "GPIO17x", "gpiochip0:32", "gpiochip1:0", ""},
 	})
+}
+
+// The backend New makes takes inputs only from the character device: a pin
+// of another driver is refused, naming it.
+func TestChardevInputRefusesOtherPins(t *testing.T) {
+	fb := newFakeBoard(t)
+	b := newBackend(gpioreg.ByName, fb.chips, "periph (fake pins, chardev inputs)", openChardevInput)
+	in, err := b.Input("gpiochip0:3", hw.BiasUp)
+	if err == nil {
+		in.Close()
+		t.Fatal("Input on a fake pin through the character device succeeded")
+	}
+	for _, want := range []string{`"gpiochip0:3"`, "chip0-line3(3) is not a line of a GPIO character device"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err %q lacks %q", err, want)
+		}
+	}
+	// The refused request left the line free.
+	if in, err := b.Input("gpiochip0:3", hw.BiasUp); err == nil || strings.Contains(err.Error(), "busy") {
+		t.Errorf("second Input: %v, want the same refusal, not busy", err)
+		if in != nil {
+			in.Close()
+		}
+	}
 }
 
 func TestNameLookupDrivesThatLine(t *testing.T) {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,7 +49,8 @@ type Sim struct {
 	cbMu   sync.Mutex
 	mu     sync.Mutex
 	levels map[string]bool
-	order  []string // pins in the order they were handed out
+	inputs map[string]*input // the inputs handed out, by pin
+	order  []string          // pins in the order they were handed out
 	log    ring
 	onT    func(Transition)
 }
@@ -58,7 +60,7 @@ func New(now func() time.Time) *Sim {
 	if now == nil {
 		now = time.Now
 	}
-	return &Sim{now: now, levels: make(map[string]bool)}
+	return &Sim{now: now, levels: make(map[string]bool), inputs: make(map[string]*input)}
 }
 
 var _ hw.Backend = (*Sim)(nil)
@@ -85,6 +87,93 @@ func (s *Sim) Output(pin string, initialHigh bool) (hw.Output, error) {
 	return &output{sim: s, pin: pin}, nil
 }
 
+// Input makes pin an input whose level starts at its pull's (up: high; down
+// and none: low, as if nothing drove the wire). SetInput changes it.
+func (s *Sim) Input(pin string, bias hw.Bias) (hw.Input, error) {
+	if !exists(pin) {
+		return nil, fmt.Errorf("%w %q: the sim board has GPIO0..GPIO%d and gpiochip0:0..gpiochip0:%d",
+			hw.ErrNoSuchPin, pin, namedLines-1, chipLines-1)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.levels[pin]; busy {
+		return nil, fmt.Errorf("GPIO pin %q: line busy (already in use)", pin)
+	}
+	in := &input{sim: s, pin: pin, edges: make(chan hw.Edge, hw.EdgeBuffer)}
+	s.order = append(s.order, pin)
+	s.levels[pin] = bias == hw.BiasUp
+	s.inputs[pin] = in
+	return in, nil
+}
+
+// SetInput drives the input on pin to a level, as a wire would. A change of
+// level is an edge on the input's channel, stamped with the board's clock;
+// the same level again is none. It fails if pin is not an input handed out.
+func (s *Sim) SetInput(pin string, high bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.inputs[pin]
+	if !ok {
+		return fmt.Errorf("sim: GPIO pin %q is not an input in use (inputs: %s)", pin, s.inputList())
+	}
+	if s.levels[pin] == high {
+		return nil
+	}
+	s.levels[pin] = high
+	// Sent under s.mu, which Close takes too: never on a closed channel.
+	select {
+	case in.edges <- hw.Edge{High: high, At: s.now()}:
+	default: // the consumer is behind: dropped, it re-Reads the level
+	}
+	return nil
+}
+
+func (s *Sim) inputList() string {
+	var p []string
+	for pin := range s.inputs {
+		p = append(p, pin)
+	}
+	if len(p) == 0 {
+		return "none"
+	}
+	sort.Strings(p)
+	return strings.Join(p, ", ")
+}
+
+type input struct {
+	sim   *Sim
+	pin   string
+	edges chan hw.Edge
+}
+
+func (in *input) Read() (bool, error) {
+	s := in.sim
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inputs[in.pin] != in {
+		return false, fmt.Errorf("read GPIO pin %q: input closed", in.pin)
+	}
+	return s.levels[in.pin], nil
+}
+
+func (in *input) Edges() <-chan hw.Edge { return in.edges }
+
+func (in *input) Pin() string { return in.pin }
+
+func (in *input) Close() error {
+	s := in.sim
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inputs[in.pin] != in {
+		return nil
+	}
+	delete(s.inputs, in.pin)
+	delete(s.levels, in.pin)
+	s.order = slices.DeleteFunc(s.order, func(p string) bool { return p == in.pin })
+	close(in.edges)
+	return nil
+}
+
 // Describe names the backend and its lines, and the pins in use.
 func (s *Sim) Describe() string {
 	s.mu.Lock()
@@ -97,7 +186,8 @@ func (s *Sim) Describe() string {
 	return d
 }
 
-// Levels is the current level of each pin handed out (true = high).
+// Levels is the current level of each pin handed out, outputs and inputs
+// (true = high).
 func (s *Sim) Levels() map[string]bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -117,7 +207,8 @@ func (s *Sim) Pins() []string {
 	return p
 }
 
-// Transitions is a copy of the log, oldest first.
+// Transitions is a copy of the log of levels outputs were driven to, oldest
+// first. Inputs are not in it: their edges go to their channel.
 func (s *Sim) Transitions() []Transition {
 	s.mu.Lock()
 	defer s.mu.Unlock()

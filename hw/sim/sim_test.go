@@ -29,7 +29,11 @@ func TestConformance(t *testing.T) {
 	hwtest.Conformance(t, hwtest.Harness{
 		New: func(t *testing.T) hwtest.Board {
 			s := sim.New(nil)
-			return hwtest.Board{Backend: s, Driven: driven(s)}
+			return hwtest.Board{Backend: s, Driven: driven(s), Drive: func(pin string, high bool) {
+				if err := s.SetInput(pin, high); err != nil {
+					t.Fatal(err)
+				}
+			}}
 		},
 		Pins:    []string{"GPIO17", "gpiochip0:27", "GPIO0", "GPIO27", "gpiochip0:0", "gpiochip0:53"},
 		Missing: []string{"GPIO28", "gpiochip0:54", "gpiochip1:0", "GPIO-1", "GPIO017", "gpio17", "", "pump", "gpiochip0:007"},
