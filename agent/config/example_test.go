@@ -69,6 +69,7 @@ func TestExampleParses(t *testing.T) {
 			NotifyTopic:    "/sys/5219709/thing/push/notify",
 			ReplyTopic:     "/sys/5219709/thing/push/reply",
 			StatusTopic:    "/sys/5219709/thing/status",
+			EventTopic:     "/sys/5219709/thing/event",
 			Keepalive:      30 * time.Second,
 			MaxMessageSize: 1 << 20,
 		},
@@ -88,7 +89,8 @@ func TestExampleParses(t *testing.T) {
 	}
 
 	withRelay := mustParse(t, uncommentRelay(filled))
-	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff}}
+	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff,
+		FeedbackTimeout: 500 * time.Millisecond, Offline: OfflineKeep, OfflineAfter: 5 * time.Minute}}
 	if !reflect.DeepEqual(withRelay.Relays, wantRelays) {
 		t.Errorf("relay block: got %+v, want %+v", withRelay.Relays, wantRelays)
 	}
@@ -189,11 +191,13 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 		"bootstrap.password_file", "bootstrap.refresh_interval", "bootstrap.token_field", "bootstrap.username",
 		"data_dir", "device_id",
 		"hw.backend",
+		"input.active_low", "input.debounce", "input.name", "input.pin", "input.pull", "input.toggles",
 		"leds.active_low", "leds.activity", "leds.fault", "leds.status",
-		"mqtt.allow_plaintext", "mqtt.broker", "mqtt.ca_file", "mqtt.cert_file", "mqtt.client_id", "mqtt.insecure_skip_verify",
+		"mqtt.allow_plaintext", "mqtt.broker", "mqtt.ca_file", "mqtt.cert_file", "mqtt.client_id", "mqtt.event_topic", "mqtt.insecure_skip_verify",
 		"mqtt.keepalive", "mqtt.key_file", "mqtt.max_message_size", "mqtt.notify_topic", "mqtt.password", "mqtt.password_file", "mqtt.reply_topic",
 		"mqtt.server_name", "mqtt.status_topic", "mqtt.username",
-		"relay.active_low", "relay.interlock", "relay.max_on", "relay.name", "relay.pin", "relay.power_on",
+		"relay.active_low", "relay.feedback", "relay.feedback_timeout", "relay.interlock", "relay.max_on", "relay.name",
+		"relay.offline", "relay.offline_after", "relay.pin", "relay.power_on",
 		"rule.action", "rule.for", "rule.id", "rule.match", "rule.name", "rule.on", "rule.relay", "rule.reply", "rule.topic",
 		"sink.broker", "sink.command", "sink.format", "sink.keep", "sink.max_size", "sink.name", "sink.path", "sink.timeout",
 		"sink.topic", "sink.topics", "sink.type", "sink.url",
