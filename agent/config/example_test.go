@@ -95,6 +95,26 @@ func TestExampleParses(t *testing.T) {
 		t.Errorf("relay block: got %+v, want %+v", withRelay.Relays, wantRelays)
 	}
 
+	if w := withRelay.Warnings(); len(w) != 0 {
+		t.Errorf("relay block: warnings %q", w)
+	}
+
+	// The input block, uncommented, is valid on the example's backend on
+	// its own and beside the relay block, with every default.
+	wantInputs := []Input{{Name: "door", Pin: "GPIO5", Pull: PullNone, Debounce: 20 * time.Millisecond}}
+	for name, doc := range map[string]string{
+		"input block":           uncommentBlock(filled, "# [[input]]"),
+		"relay and input block": uncommentBlock(uncommentRelay(filled), "# [[input]]"),
+	} {
+		c := mustParse(t, doc)
+		if !reflect.DeepEqual(c.Inputs, wantInputs) {
+			t.Errorf("%s: got %+v, want %+v", name, c.Inputs, wantInputs)
+		}
+		if w := c.Warnings(); len(w) != 0 {
+			t.Errorf("%s: warnings %q", name, w)
+		}
+	}
+
 	withRule := mustParse(t, uncommentBlock(uncommentRelay(filled), "# [[rule]]"))
 	wantRules := []rules.Spec{{Name: "pump", Topic: "/sys/5219709/thing/service/property/set",
 		Match: map[string]any{"method": "thing.service.property.set"}, Action: rules.ActionRelaySet, Relay: "pump",
