@@ -172,13 +172,14 @@ func (l *loader) checkMQTT(c *Config) {
 	out.NotifyTopic = l.substitute("mqtt.notify_topic", m.NotifyTopic, id)
 	out.ReplyTopic = l.substitute("mqtt.reply_topic", m.ReplyTopic, id)
 	out.StatusTopic = l.substitute("mqtt.status_topic", m.StatusTopic, id)
+	out.EventTopic = l.substitute("mqtt.event_topic", m.EventTopic, id)
 	if m.NotifyTopic == "" {
 		l.problem("mqtt.notify_topic", "must not be empty: it is where commands arrive",
 			fmt.Sprintf("remove it for the default %q", DefaultNotifyTopic))
 	} else if msg := badTopicFilter(out.NotifyTopic); msg != "" {
 		l.problem("mqtt.notify_topic", msg, "fix the topic")
 	}
-	for _, t := range []struct{ key, topic string }{{"mqtt.reply_topic", out.ReplyTopic}, {"mqtt.status_topic", out.StatusTopic}} {
+	for _, t := range []struct{ key, topic string }{{"mqtt.reply_topic", out.ReplyTopic}, {"mqtt.status_topic", out.StatusTopic}, {"mqtt.event_topic", out.EventTopic}} {
 		if t.topic == "" {
 			continue // "" turns the feature off
 		}
@@ -299,7 +300,9 @@ func (l *loader) checkURL(key, raw string) {
 	}
 }
 
-// checkPins checks the LEDs and relays, and that no two of them share a pin.
+// checkPins checks the LEDs, relays and inputs, that no two of them share a
+// pin (inputs and outputs are lines of one board), and the names relays and
+// inputs give each other (feedback, toggles).
 func (l *loader) checkPins(c *Config) {
 	used := map[string]string{} // pin, case-folded → key of its first user
 	// The simulated board's lines are known without hardware: ask it now,
@@ -315,6 +318,8 @@ func (l *loader) checkPins(c *Config) {
 			return
 		}
 		if board != nil {
+			// An input is a line of the same board: asking for it as an
+			// output on this throwaway board answers whether it exists.
 			if _, err := board.Output(pin, false); errors.Is(err, hw.ErrNoSuchPin) {
 				l.problem(key, err.Error(), `use one of the sim board's lines, or set [hw] backend = "periph" for real GPIO`)
 				return
@@ -323,7 +328,7 @@ func (l *loader) checkPins(c *Config) {
 		norm := strings.ToLower(pin)
 		if first, ok := used[norm]; ok {
 			l.problem(key, fmt.Sprintf("pin %q is already used by %s (line %d)", pin, first, l.keys.line(first)),
-				"give each relay and LED its own pin")
+				"give each relay, input and LED its own pin")
 			return
 		}
 		used[norm] = key
@@ -382,8 +387,10 @@ func (l *loader) checkPins(c *Config) {
 		if r.Interlock != "" {
 			groups[r.Interlock] = append(groups[r.Interlock], i)
 		}
+		l.checkRelaySafety(k, r, &out)
 		c.Relays = append(c.Relays, out)
 	}
+	l.checkInputs(c, claim, names)
 
 	for _, g := range sortedKeys(groups) {
 		idx := groups[g]

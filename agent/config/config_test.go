@@ -24,13 +24,15 @@ func TestDefaults(t *testing.T) {
 			NotifyTopic:    "/sys/5219709/thing/push/notify",
 			ReplyTopic:     "/sys/5219709/thing/push/reply",
 			StatusTopic:    "/sys/5219709/thing/status",
+			EventTopic:     "/sys/5219709/thing/event",
 			Keepalive:      30 * time.Second,
 			MaxMessageSize: 1 << 20,
 		},
 		Bootstrap: Bootstrap{RefreshInterval: 12 * time.Hour},
 		HW:        HW{Backend: "periph"},
-		Relays:    []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff, MaxOn: 0}},
-		Store:     Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
+		Relays: []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff, MaxOn: 0,
+			FeedbackTimeout: 500 * time.Millisecond, Offline: OfflineKeep, OfflineAfter: 5 * time.Minute}},
+		Store: Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -86,6 +88,7 @@ func TestValues(t *testing.T) {
 		NotifyTopic:    "/t/gw-7/in",
 		ReplyTopic:     "/sys/gw-7/thing/push/reply",
 		StatusTopic:    "/sys/gw-7/thing/status",
+		EventTopic:     "/sys/gw-7/thing/event",
 		Keepalive:      time.Minute,
 		MaxMessageSize: 4_000_000,
 	}
@@ -96,8 +99,10 @@ func TestValues(t *testing.T) {
 		t.Errorf("leds = %+v, want %+v", got.LEDs, want)
 	}
 	wantRelays := []Relay{
-		{Name: "up", Pin: "gpiochip0:5", ActiveLow: true, PowerOn: relay.PowerOnRestore, MaxOn: 90 * time.Second, Interlock: "motor"},
-		{Name: "down", Pin: "GPIO6", PowerOn: relay.PowerOnOn, Interlock: "motor"},
+		{Name: "up", Pin: "gpiochip0:5", ActiveLow: true, PowerOn: relay.PowerOnRestore, MaxOn: 90 * time.Second, Interlock: "motor",
+			FeedbackTimeout: 500 * time.Millisecond, Offline: OfflineKeep, OfflineAfter: 5 * time.Minute},
+		{Name: "down", Pin: "GPIO6", PowerOn: relay.PowerOnOn, Interlock: "motor",
+			FeedbackTimeout: 500 * time.Millisecond, Offline: OfflineKeep, OfflineAfter: 5 * time.Minute},
 	}
 	if !reflect.DeepEqual(got.Relays, wantRelays) {
 		t.Errorf("relays = %+v\nwant     %+v", got.Relays, wantRelays)

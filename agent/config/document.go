@@ -25,6 +25,7 @@ type document struct {
 	HW        hwSection        `toml:"hw"`
 	LEDs      ledsSection      `toml:"leds"`
 	Relays    []relaySection   `toml:"relay"`
+	Inputs    []inputSection   `toml:"input"`
 	Rules     []ruleSection    `toml:"rule"`
 	Sinks     []sinkSection    `toml:"sink"`
 	Store     storeSection     `toml:"store"`
@@ -45,6 +46,7 @@ type mqttSection struct {
 	NotifyTopic        string `toml:"notify_topic"`
 	ReplyTopic         string `toml:"reply_topic"`
 	StatusTopic        string `toml:"status_topic"`
+	EventTopic         string `toml:"event_topic"`
 	Keepalive          string `toml:"keepalive"`
 	MaxMessageSize     string `toml:"max_message_size"`
 }
@@ -83,6 +85,23 @@ type relaySection struct {
 	PowerOn   string `toml:"power_on"`
 	MaxOn     string `toml:"max_on"`
 	Interlock string `toml:"interlock"`
+	// The keys below are absent from most relays; their defaults are
+	// applied in check (an array entry cannot be prefilled).
+	Feedback        string `toml:"feedback"`
+	FeedbackTimeout string `toml:"feedback_timeout"`
+	Offline         string `toml:"offline"`
+	OfflineAfter    string `toml:"offline_after"`
+}
+
+// inputSection is one [[input]]: a button or contact read from a GPIO line.
+// Pull and Debounce get their defaults in check, like the relay's keys.
+type inputSection struct {
+	Name      string `toml:"name"`
+	Pin       string `toml:"pin"`
+	Pull      string `toml:"pull"`
+	ActiveLow bool   `toml:"active_low"`
+	Debounce  string `toml:"debounce"`
+	Toggles   string `toml:"toggles"`
 }
 
 // ruleSection is one [[rule]]: a platform payload mapped to an action
@@ -130,12 +149,23 @@ const (
 	DefaultNotifyTopic    = "/sys/{device_id}/thing/push/notify"
 	DefaultReplyTopic     = "/sys/{device_id}/thing/push/reply"
 	DefaultStatusTopic    = "/sys/{device_id}/thing/status"
+	DefaultEventTopic     = "/sys/{device_id}/thing/event"
 	DefaultKeepalive      = "30s"
 	DefaultMaxMessageSize = "1MiB"
 	DefaultBackend        = BackendPeriph
 	DefaultRetainRecords  = store.DefaultRetainRecords
 	DefaultPowerOn        = relay.PowerOnOff
 	DefaultMaxOn          = "0s"
+)
+
+// Defaults of the [[input]] and the relay's feedback and offline keys,
+// written as the file takes them.
+const (
+	DefaultPull            = PullNone
+	DefaultDebounce        = "20ms"
+	DefaultFeedbackTimeout = "500ms"
+	DefaultOffline         = OfflineKeep
+	DefaultOfflineAfter    = "5m"
 )
 
 // The store's defaults, written as sizes the way the file takes them; the
@@ -158,6 +188,7 @@ func defaults() document {
 			NotifyTopic:    DefaultNotifyTopic,
 			ReplyTopic:     DefaultReplyTopic,
 			StatusTopic:    DefaultStatusTopic,
+			EventTopic:     DefaultEventTopic,
 			Keepalive:      DefaultKeepalive,
 			MaxMessageSize: DefaultMaxMessageSize,
 		},
@@ -191,13 +222,16 @@ type schemaEntry struct {
 
 // keys whose string values have a syntax of their own.
 var specialKinds = map[string]valueKind{
-	"mqtt.keepalive":        kindDuration,
-	"mqtt.max_message_size": kindSize,
-	"relay.max_on":          kindDuration,
-	"sink.max_size":         kindSize,
-	"sink.timeout":          kindDuration,
-	"store.retain_bytes":    kindSize,
-	"store.max_db_size":     kindSize,
+	"mqtt.keepalive":         kindDuration,
+	"mqtt.max_message_size":  kindSize,
+	"relay.max_on":           kindDuration,
+	"relay.feedback_timeout": kindDuration,
+	"relay.offline_after":    kindDuration,
+	"input.debounce":         kindDuration,
+	"sink.max_size":          kindSize,
+	"sink.timeout":           kindDuration,
+	"store.retain_bytes":     kindSize,
+	"store.max_db_size":      kindSize,
 }
 
 // schema maps every accepted dotted key, without array indexes

@@ -69,6 +69,7 @@ func TestExampleParses(t *testing.T) {
 			NotifyTopic:    "/sys/5219709/thing/push/notify",
 			ReplyTopic:     "/sys/5219709/thing/push/reply",
 			StatusTopic:    "/sys/5219709/thing/status",
+			EventTopic:     "/sys/5219709/thing/event",
 			Keepalive:      30 * time.Second,
 			MaxMessageSize: 1 << 20,
 		},
@@ -88,9 +89,30 @@ func TestExampleParses(t *testing.T) {
 	}
 
 	withRelay := mustParse(t, uncommentRelay(filled))
-	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff}}
+	wantRelays := []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff,
+		FeedbackTimeout: 500 * time.Millisecond, Offline: OfflineKeep, OfflineAfter: 5 * time.Minute}}
 	if !reflect.DeepEqual(withRelay.Relays, wantRelays) {
 		t.Errorf("relay block: got %+v, want %+v", withRelay.Relays, wantRelays)
+	}
+
+	if w := withRelay.Warnings(); len(w) != 0 {
+		t.Errorf("relay block: warnings %q", w)
+	}
+
+	// The input block, uncommented, is valid on the example's backend on
+	// its own and beside the relay block, with every default.
+	wantInputs := []Input{{Name: "door", Pin: "GPIO5", Pull: PullNone, Debounce: 20 * time.Millisecond}}
+	for name, doc := range map[string]string{
+		"input block":           uncommentBlock(filled, "# [[input]]"),
+		"relay and input block": uncommentBlock(uncommentRelay(filled), "# [[input]]"),
+	} {
+		c := mustParse(t, doc)
+		if !reflect.DeepEqual(c.Inputs, wantInputs) {
+			t.Errorf("%s: got %+v, want %+v", name, c.Inputs, wantInputs)
+		}
+		if w := c.Warnings(); len(w) != 0 {
+			t.Errorf("%s: warnings %q", name, w)
+		}
 	}
 
 	withRule := mustParse(t, uncommentBlock(uncommentRelay(filled), "# [[rule]]"))
@@ -189,11 +211,13 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 		"bootstrap.password_file", "bootstrap.refresh_interval", "bootstrap.token_field", "bootstrap.username",
 		"data_dir", "device_id",
 		"hw.backend",
+		"input.active_low", "input.debounce", "input.name", "input.pin", "input.pull", "input.toggles",
 		"leds.active_low", "leds.activity", "leds.fault", "leds.status",
-		"mqtt.allow_plaintext", "mqtt.broker", "mqtt.ca_file", "mqtt.cert_file", "mqtt.client_id", "mqtt.insecure_skip_verify",
+		"mqtt.allow_plaintext", "mqtt.broker", "mqtt.ca_file", "mqtt.cert_file", "mqtt.client_id", "mqtt.event_topic", "mqtt.insecure_skip_verify",
 		"mqtt.keepalive", "mqtt.key_file", "mqtt.max_message_size", "mqtt.notify_topic", "mqtt.password", "mqtt.password_file", "mqtt.reply_topic",
 		"mqtt.server_name", "mqtt.status_topic", "mqtt.username",
-		"relay.active_low", "relay.interlock", "relay.max_on", "relay.name", "relay.pin", "relay.power_on",
+		"relay.active_low", "relay.feedback", "relay.feedback_timeout", "relay.interlock", "relay.max_on", "relay.name",
+		"relay.offline", "relay.offline_after", "relay.pin", "relay.power_on",
 		"rule.action", "rule.for", "rule.id", "rule.match", "rule.name", "rule.on", "rule.relay", "rule.reply", "rule.topic",
 		"sink.broker", "sink.command", "sink.format", "sink.keep", "sink.max_size", "sink.name", "sink.path", "sink.timeout",
 		"sink.topic", "sink.topics", "sink.type", "sink.url",
