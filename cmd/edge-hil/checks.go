@@ -64,6 +64,7 @@ var (
 	chkKill = check{"restart (SIGKILL)", "agent killed and restarted in the running VM: held lines never move", func(d *device, r *result) { d.checkRestart(r, "kill") }}
 	chkTerm = check{"restart (SIGTERM)", "agent stopped cleanly and restarted: relays keep their lines, no glitch", func(d *device, r *result) { d.checkRestart(r, "term") }}
 	chkCut  = check{"power cut", "QEMU SIGKILLed, booted again on the same disk: restore relays come back straight", (*device).checkPowerCut}
+	chkIn   = check{"input (kernel)", "a PL061 line driven from outside QEMU (qtest): hw/periph's input gets each edge from the kernel in order; Close ends it", (*device).checkProbe}
 )
 
 // plans are the checks per agent binary. Both run every check: the whole
@@ -75,7 +76,7 @@ var plans = map[string][]check{
 	"armv6": allChecks,
 }
 
-var allChecks = []check{chkBoot, chkSet, chkTog, chkFor, chkAct, chkIdf, chkConn, chkTerm, chkKill, chkCut}
+var allChecks = []check{chkBoot, chkSet, chkTog, chkFor, chkAct, chkIdf, chkConn, chkTerm, chkKill, chkCut, chkIn}
 
 // result is what one check found.
 type result struct {

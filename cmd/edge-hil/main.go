@@ -132,10 +132,17 @@ func run(o options) int {
 	configs := map[string]string{}
 	for a := range bins {
 		configs[a] = agentConfig("hil-"+a, r.cloud.broker.Port)
+		configs[a+"-inputs"] = inputsConfig("hil-"+a, r.cloud.broker.Port)
 	}
-	r.initrd = filepath.Join(r.dir, "initramfs.cpio.gz")
 	t0 := time.Now()
-	if err := buildInitramfs(r.initrd, r.dir, r.guest, bins, configs, r.cloud.pki.CAFile); err != nil {
+	probes, err := buildProbes(r.dir)
+	if err != nil {
+		return fail("gpioprobe: %v", err)
+	}
+	r.logf("gpioprobe built for arm64 and armv6 (%s)", ms(time.Since(t0)))
+	r.initrd = filepath.Join(r.dir, "initramfs.cpio.gz")
+	t0 = time.Now()
+	if err := buildInitramfs(r.initrd, r.dir, r.guest, bins, probes, configs, r.cloud.pki.CAFile); err != nil {
 		return fail("initramfs: %v", err)
 	}
 	fi, _ := os.Stat(r.initrd)
