@@ -420,13 +420,13 @@ type guestStatus struct {
 		On    bool       `json:"on"`
 		Until *time.Time `json:"until"`
 	} `json:"relays"`
-	LEDs      map[string]string `json:"leds"`
-	Inputs    map[string]struct {
+	LEDs   map[string]string `json:"leds"`
+	Inputs map[string]struct {
 		Active bool       `json:"active"`
 		Since  *time.Time `json:"since"`
 	} `json:"inputs"`
-	LastError string            `json:"last_error"`
-	Uptime    string            `json:"uptime"`
+	LastError string `json:"last_error"`
+	Uptime    string `json:"uptime"`
 }
 
 // status runs `edge-agent status -json` inside the guest.
