@@ -39,6 +39,9 @@ type options struct {
 	archs []string
 	smp   int
 	keep  bool
+	// inputs adds the agent's [[input]] checks (inputs.go), for an agent
+	// that has them.
+	inputs bool
 }
 
 // rig is what every device run shares.
@@ -71,6 +74,8 @@ func main() {
 	// timing than 2 on this 2-core machine, measured).
 	flag.IntVar(&o.smp, "smp", 1, "guest CPUs (each a host thread under TCG)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (console and trace logs) even when every check passed")
+	flag.BoolVar(&o.inputs, "inputs", os.Getenv("EDGE_HIL_INPUTS") == "1",
+		"also boot each arch with two [[input]]s and check events and toggles (needs an agent with [[input]]; env EDGE_HIL_INPUTS=1)")
 	flag.Parse()
 	for _, a := range strings.Split(archs, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -161,7 +166,7 @@ func run(o options) int {
 
 	for _, a := range o.archs {
 		r.logf("checks for %s:", a)
-		for _, c := range plans[a] {
+		for _, c := range r.plan(a) {
 			fmt.Printf("    %-18s %s\n", c.name, c.what)
 		}
 	}
