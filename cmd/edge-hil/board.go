@@ -31,8 +31,70 @@ var board = []pin{
 }
 
 // powerButtonLine is the PL061 line QEMU's virt board wires to its power
-// button.
+// button. No config here takes it, so the kernel-level input check
+// (gpioprobe) drives it: QEMU's gpio-key moves it only on system_powerdown,
+// which the rig never sends, and the initramfs does not load gpio-keys.
 const powerButtonLine = 3
+
+// input is one of the PL061's lines as an [[input]] of the agent's config
+// (docs/design.md#inputs-relay-feedback-and-safe-state).
+type input struct {
+	name      string
+	offset    int
+	pull      string // up | down | none
+	activeLow bool
+	debounce  string
+	toggles   string // a relay's name, or ""
+	idle      int    // the wire's resting level (the rig sets it: QEMU has no pulls)
+}
+
+// The input checks' board (boot config "inputs"): the same four relays,
+// the status LED only, and two inputs on the activity and fault LEDs'
+// lines, wired as a door contact and a push button would be (pulled up,
+// closing to ground: active low). The button toggles the pump. Line 3 stays
+// the power button's. A second config, booted on its own, rather than fewer
+// LEDs for every check: the LED checks keep all three, and the input lines
+// have never been outputs when the agent takes them (QEMU's PL061 ignores
+// an input level set while a line is an output).
+var (
+	inputsBoard = []pin{
+		{name: "pump", offset: 0, powerOn: "off"},
+		{name: "valve", offset: 1, activeLow: true, powerOn: "off"},
+		{name: "lamp", offset: 2, powerOn: "restore"},
+		{name: "heater", offset: 4, activeLow: true, powerOn: "restore"},
+		{name: "status", offset: 5, led: true},
+	}
+	inputsInputs = []input{
+		{name: "door", offset: 6, pull: "up", activeLow: true, debounce: "20ms", idle: 1},
+		{name: "button", offset: 7, pull: "up", activeLow: true, debounce: "20ms", toggles: "pump", idle: 1},
+	}
+)
+
+func inputByName(name string) input {
+	for _, in := range inputsInputs {
+		if in.name == name {
+			return in
+		}
+	}
+	panic("no input " + name)
+}
+
+// level is the electrical level of in for a logical active/inactive.
+func (in input) level(active bool) int {
+	if active != in.activeLow {
+		return 1
+	}
+	return 0
+}
+
+// idleLevels are the inputs' resting levels, set at QEMU's start.
+func idleLevels(ins []input) map[int]int {
+	m := map[int]int{}
+	for _, in := range ins {
+		m[in.offset] = in.idle
+	}
+	return m
+}
 
 // level is the electrical level of p for a logical on/off.
 func (p pin) level(on bool) int {
@@ -58,9 +120,11 @@ func pinByName(name string) pin {
 	panic("no pin " + name)
 }
 
-func relays() []pin {
+func relays() []pin { return relaysOf(board) }
+
+func relaysOf(b []pin) []pin {
 	var out []pin
-	for _, p := range board {
+	for _, p := range b {
 		if !p.led {
 			out = append(out, p)
 		}
@@ -88,7 +152,14 @@ const hostAlias = "10.0.2.2"
 
 // agentConfig is the agent's config.toml for device, broker on the host's
 // loopback at port, with pins as "gpiochip@CHIP@:OFFSET".
-func agentConfig(device string, port int) string {
+func agentConfig(device string, port int) string { return boardConfig(device, port, board, nil) }
+
+// inputsConfig is the config of the input checks' boot (inputsBoard).
+func inputsConfig(device string, port int) string {
+	return boardConfig(device, port, inputsBoard, inputsInputs)
+}
+
+func boardConfig(device string, port int, pins []pin, ins []input) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("# written by cmd/edge-hil; %s is the PL061's gpiochip number, filled in by the guest's init", chipPlaceholder)
@@ -107,7 +178,7 @@ func agentConfig(device string, port int) string {
 	w(`backend = "periph"`)
 	w("")
 	w("[leds]")
-	for _, p := range board {
+	for _, p := range pins {
 		if p.led {
 			w("%s = %q", p.name, linePin(p.offset))
 		}
@@ -117,13 +188,25 @@ func agentConfig(device string, port int) string {
 	w("[store]")
 	w(`max_db_size = "32MiB"`) // the guest's data disk is 64 MiB
 	w(`retain_bytes = "8MiB"`)
-	for _, p := range relays() {
+	for _, p := range relaysOf(pins) {
 		w("")
 		w("[[relay]]")
 		w("name = %q", p.name)
 		w("pin = %q", linePin(p.offset))
 		w("active_low = %v", p.activeLow)
 		w("power_on = %q", p.powerOn)
+	}
+	for _, in := range ins {
+		w("")
+		w("[[input]]")
+		w("name = %q", in.name)
+		w("pin = %q", linePin(in.offset))
+		w("pull = %q", in.pull)
+		w("active_low = %v", in.activeLow)
+		w("debounce = %q", in.debounce)
+		if in.toggles != "" {
+			w("toggles = %q", in.toggles)
+		}
 	}
 	return b.String()
 }

@@ -64,6 +64,7 @@ var (
 	chkKill = check{"restart (SIGKILL)", "agent killed and restarted in the running VM: held lines never move", func(d *device, r *result) { d.checkRestart(r, "kill") }}
 	chkTerm = check{"restart (SIGTERM)", "agent stopped cleanly and restarted: relays keep their lines, no glitch", func(d *device, r *result) { d.checkRestart(r, "term") }}
 	chkCut  = check{"power cut", "QEMU SIGKILLed, booted again on the same disk: restore relays come back straight", (*device).checkPowerCut}
+	chkIn   = check{"input (kernel)", "a PL061 line driven from outside QEMU (qtest): hw/periph's input gets each edge from the kernel in order; Close ends it", (*device).checkProbe}
 )
 
 // plans are the checks per agent binary. Both run every check: the whole
@@ -75,7 +76,17 @@ var plans = map[string][]check{
 	"armv6": allChecks,
 }
 
-var allChecks = []check{chkBoot, chkSet, chkTog, chkFor, chkAct, chkIdf, chkConn, chkTerm, chkKill, chkCut}
+var allChecks = []check{chkBoot, chkSet, chkTog, chkFor, chkAct, chkIdf, chkConn, chkTerm, chkKill, chkCut, chkIn}
+
+// plan is arch's checks, with the agent's input checks at the end when
+// the rig was asked for them (-inputs).
+func (r *rig) plan(arch string) []check {
+	p := plans[arch]
+	if r.opts.inputs {
+		p = append(slices.Clip(p), inputChecks...)
+	}
+	return p
+}
 
 // result is what one check found.
 type result struct {
@@ -105,6 +116,9 @@ type device struct {
 	cmdSeq int
 
 	bootTimes []time.Duration // QEMU start → agent connected, per boot
+
+	config string      // the guest's agent config for the next boots ("" default, "inputs")
+	idle   map[int]int // input lines' resting levels, set at QEMU's start
 }
 
 // boot starts the VM on the device's disk and waits until the agent is
@@ -114,6 +128,7 @@ func (d *device) boot() (time.Duration, error) {
 	v, err := startVM(vmConfig{
 		qemu: d.r.qemu, arch: d.arch, kernel: d.r.guest.vmlinuz(), initrd: d.r.initrd, disk: d.disk,
 		dir: d.r.dir, name: fmt.Sprintf("%s-boot%d", d.arch, d.boots), smp: d.r.opts.smp,
+		config: d.config, idle: d.idle,
 	})
 	if err != nil {
 		return 0, err
@@ -239,7 +254,7 @@ func (r *rig) runDevice(arch string) ([]*result, *device) {
 		return results, d
 	}
 	defer func() { d.vm.kill() }()
-	for _, c := range plans[arch] {
+	for _, c := range r.plan(arch) {
 		res := add(c.name)
 		t0 := time.Now()
 		c.run(d, res)

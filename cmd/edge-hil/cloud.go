@@ -25,6 +25,38 @@ type cloud struct {
 	mu      sync.Mutex
 	replies map[string]reply
 	arrived chan struct{} // poked on every reply
+	events  []deviceEvent // every message on the event topics, in arrival order
+}
+
+// deviceEvent is one message on a device's event topic
+// (docs/design.md#inputs-relay-feedback-and-safe-state): an input's
+// debounced change, or a relay the agent switched by itself.
+type deviceEvent struct {
+	Topic   string    `json:"-"`
+	Arrived time.Time `json:"-"` // the host's clock, as the subscriber got it
+	Input   string    `json:"input"`
+	Active  bool      `json:"active"`
+	Relay   string    `json:"relay"`
+	On      bool      `json:"on"`
+	Cause   string    `json:"cause"`
+	At      string    `json:"at"`
+	Seq     int64     `json:"seq"`
+}
+
+// eventTopic is [mqtt] event_topic's default for device.
+func eventTopic(device string) string { return "/sys/" + device + "/thing/event" }
+
+// eventsSince returns the events on device's topic that arrived after t.
+func (c *cloud) eventsSince(device string, t time.Time) []deviceEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []deviceEvent
+	for _, e := range c.events {
+		if e.Topic == eventTopic(device) && e.Arrived.After(t) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // reply is one command reply as docs/design.md#commands defines it.
@@ -99,6 +131,20 @@ func (c *cloud) connect() error {
 		pub.Disconnect(0)
 		sub.Disconnect(0)
 		return fmt.Errorf("subscribe to the reply topics: %v", tok.Error())
+	}
+	tok = sub.Subscribe(eventTopic("+"), 1, func(_ mqtt.Client, m mqtt.Message) {
+		e := deviceEvent{Topic: m.Topic(), Arrived: time.Now()}
+		if json.Unmarshal(m.Payload(), &e) != nil {
+			e.Cause = "unparsable: " + string(m.Payload())
+		}
+		c.mu.Lock()
+		c.events = append(c.events, e)
+		c.mu.Unlock()
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		pub.Disconnect(0)
+		sub.Disconnect(0)
+		return fmt.Errorf("subscribe to the event topics: %v", tok.Error())
 	}
 	c.pub, c.sub = pub, sub
 	return nil

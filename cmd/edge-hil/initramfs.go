@@ -23,6 +23,11 @@ import (
 //	gpio    the kernel's view of the lines (/sys/kernel/debug/gpio)
 //	kill    SIGKILL the agent (a crash; the loop restarts it)
 //	term    SIGTERM the agent (a clean stop, as systemctl restart does)
+//	probe ARGS  gpioprobe on the PL061 (its CHIP is filled in): lines taken
+//	        as inputs through hw/periph while the rig drives them
+//
+// The kernel's command line picks the agent's config: hil.config=NAME
+// takes ARCH-NAME.toml.in instead of ARCH.toml.in.
 //
 // Lines it prints on the console start with "hil:" and carry the guest's
 // uptime. The agent's log goes to the console too.
@@ -51,7 +56,11 @@ for d in /sys/bus/gpio/devices/gpiochip*; do
   case "$(readlink -f "$d")" in *.pl061/gpiochip*) chip=${d##*/gpiochip} ;; esac
 done
 [ -n "$chip" ] || say "no PL061 gpiochip in /sys/bus/gpio/devices"
-sed "s/@CHIP@/$chip/g" "/etc/edge-agent/$arch.toml.in" > /etc/edge-agent/config.toml
+cfgname=$(sed -n 's/.*hil\.config=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
+cfgin="/etc/edge-agent/$arch.toml.in"
+[ -n "$cfgname" ] && cfgin="/etc/edge-agent/$arch-$cfgname.toml.in"
+say "config $cfgin"
+sed "s/@CHIP@/$chip/g" "$cfgin" > /etc/edge-agent/config.toml
 ln -sf "/bin/edge-agent-$arch" /bin/edge-agent
 say "pl061 is gpiochip$chip ($(readlink -f /sys/bus/gpio/devices/gpiochip$chip)); starting edge-agent-$arch"
 (
@@ -81,6 +90,7 @@ while :; do
     gpio) out=$(cat /sys/kernel/debug/gpio 2>&1) || r=ERR ;;
     kill) out=$(kill -KILL "$(cat /run/agent.pid)" 2>&1) || r=ERR ;;
     term) out=$(kill -TERM "$(cat /run/agent.pid)" 2>&1) || r=ERR ;;
+    probe\ *) out=$(/bin/gpioprobe-$arch "$chip" ${cmd#probe }) || r=ERR ;;
     *) r=ERR; out="unknown command: $cmd" ;;
   esac
   echo "@@$id $r $(echo "$out" | tr '\n' '\t')" >&3
@@ -98,7 +108,7 @@ type initramfsSpec struct {
 // busybox, both agent binaries, the modules, the init script and the
 // agents' configs. It is rebuilt every run (under a second): the binaries
 // are the ones make dist just built.
-func buildInitramfs(out, scratch string, g *guestFiles, bins map[string]string, configs map[string]string, caFile string) error {
+func buildInitramfs(out, scratch string, g *guestFiles, bins, probes map[string]string, configs map[string]string, caFile string) error {
 	root := filepath.Join(scratch, "initramfs")
 	if err := os.RemoveAll(root); err != nil {
 		return err
@@ -110,6 +120,11 @@ func buildInitramfs(out, scratch string, g *guestFiles, bins map[string]string, 
 	spec.modes["bin/busybox"] = 0o755
 	for arch, bin := range bins {
 		p := "bin/edge-agent-" + arch
+		spec.files[p] = bin
+		spec.modes[p] = 0o755
+	}
+	for arch, bin := range probes {
+		p := "bin/gpioprobe-" + arch
 		spec.files[p] = bin
 		spec.modes[p] = 0o755
 	}

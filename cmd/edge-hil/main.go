@@ -39,6 +39,9 @@ type options struct {
 	archs []string
 	smp   int
 	keep  bool
+	// inputs adds the agent's [[input]] checks (inputs.go), for an agent
+	// that has them.
+	inputs bool
 }
 
 // rig is what every device run shares.
@@ -71,6 +74,8 @@ func main() {
 	// timing than 2 on this 2-core machine, measured).
 	flag.IntVar(&o.smp, "smp", 1, "guest CPUs (each a host thread under TCG)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (console and trace logs) even when every check passed")
+	flag.BoolVar(&o.inputs, "inputs", os.Getenv("EDGE_HIL_INPUTS") == "1",
+		"also boot each arch with two [[input]]s and check events and toggles (needs an agent with [[input]]; env EDGE_HIL_INPUTS=1)")
 	flag.Parse()
 	for _, a := range strings.Split(archs, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -132,10 +137,17 @@ func run(o options) int {
 	configs := map[string]string{}
 	for a := range bins {
 		configs[a] = agentConfig("hil-"+a, r.cloud.broker.Port)
+		configs[a+"-inputs"] = inputsConfig("hil-"+a, r.cloud.broker.Port)
 	}
-	r.initrd = filepath.Join(r.dir, "initramfs.cpio.gz")
 	t0 := time.Now()
-	if err := buildInitramfs(r.initrd, r.dir, r.guest, bins, configs, r.cloud.pki.CAFile); err != nil {
+	probes, err := buildProbes(r.dir)
+	if err != nil {
+		return fail("gpioprobe: %v", err)
+	}
+	r.logf("gpioprobe built for arm64 and armv6 (%s)", ms(time.Since(t0)))
+	r.initrd = filepath.Join(r.dir, "initramfs.cpio.gz")
+	t0 = time.Now()
+	if err := buildInitramfs(r.initrd, r.dir, r.guest, bins, probes, configs, r.cloud.pki.CAFile); err != nil {
 		return fail("initramfs: %v", err)
 	}
 	fi, _ := os.Stat(r.initrd)
@@ -154,7 +166,7 @@ func run(o options) int {
 
 	for _, a := range o.archs {
 		r.logf("checks for %s:", a)
-		for _, c := range plans[a] {
+		for _, c := range r.plan(a) {
 			fmt.Printf("    %-18s %s\n", c.name, c.what)
 		}
 	}

@@ -9,8 +9,10 @@ import (
 )
 
 // event is one line of QEMU's trace of the board's PL061: a level the
-// controller put out on one of its 8 lines (pl061_set_output), or the
-// controller's reset (pl061_reset, Line -1).
+// controller put out on one of its 8 lines (pl061_set_output), the
+// controller's reset (pl061_reset, Line -1), or, with Input set, a level
+// the rig drove on an input line from outside (pl061_input_change, printed
+// as QEMU applies it, before the guest can see it).
 //
 // QEMU prints a pl061_set_output only when a line's level changes, from the
 // vCPU thread, during the guest's MMIO write: so the trace is the sequence
@@ -20,6 +22,7 @@ type event struct {
 	Dev   string // QOM path of the PL061, e.g. /machine/unattached/device[6]
 	Line  int    // 0..7; -1 for a reset
 	Level int    // 0 or 1
+	Input bool   // pl061_input_change: kept apart from the outputs (vm.inputs)
 }
 
 func (e event) reset() bool { return e.Line < 0 }
@@ -36,6 +39,7 @@ func (e event) String() string {
 //
 //	7777@1795765306.916160:pl061_set_output /machine/unattached/device[6] setting output 0 to 0
 //	7777@1795765306.916114:pl061_reset /machine/unattached/device[6] reset
+//	7777@1796298373.012999:pl061_input_change /machine/unattached/device[7] input 6 changed to 0
 //
 // (thread id @ host gettimeofday); without it the "TID@SEC.USEC:" prefix is
 // missing and arrived, when the line was read, stands in. ok is false for
@@ -62,6 +66,18 @@ func parseTrace(s string, arrived time.Time) (e event, ok bool) {
 			return event{}, false
 		}
 		return event{At: at, Dev: f[0], Line: line, Level: level}, true
+	case "pl061_input_change":
+		// "<dev> input <line> changed to <level>"
+		f := strings.Fields(rest)
+		if len(f) != 6 || f[1] != "input" || f[3] != "changed" || f[4] != "to" {
+			return event{}, false
+		}
+		line, err1 := strconv.Atoi(f[2])
+		level, err2 := strconv.Atoi(f[5])
+		if err1 != nil || err2 != nil || line < 0 || line > 7 || (level != 0 && level != 1) {
+			return event{}, false
+		}
+		return event{At: at, Dev: f[0], Line: line, Level: level, Input: true}, true
 	case "pl061_reset":
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "reset" {

@@ -23,6 +23,11 @@ func TestParseTrace(t *testing.T) {
 		{"no stamp (timestamp=off): the arrival time stands in",
 			"pl061_set_output /machine/unattached/device[6] setting output 0 to 0", true,
 			event{At: arrived, Dev: "/machine/unattached/device[6]", Line: 0}},
+		{"input change (driven through qtest)",
+			"28472@1796298373.012999:pl061_input_change /machine/unattached/device[7] input 6 changed to 0", true,
+			event{At: time.Unix(1796298373, 12999000), Dev: "/machine/unattached/device[7]", Line: 6, Level: 0, Input: true}},
+		{"input change out of range", "1@1.000000:pl061_input_change /m input 9 changed to 1", false, event{}},
+		{"input change truncated", "1@1.000000:pl061_input_change /m input 2 changed", false, event{}},
 		{"other trace event", "7777@1795765306.916114:pl061_update /m GPIODIR 0x1 GPIODATA 0x0 pullups 0x0 floating 0x0", false, event{}},
 		{"QEMU message", "qemu-system-aarch64: terminating on signal 9", false, event{}},
 		{"line out of range", "1@1.000000:pl061_set_output /m setting output 8 to 1", false, event{}},
@@ -36,7 +41,7 @@ func TestParseTrace(t *testing.T) {
 			if ok != c.ok {
 				t.Fatalf("parseTrace(%q) ok = %v, want %v", c.line, ok, c.ok)
 			}
-			if ok && (!got.At.Equal(c.want.At) || got.Dev != c.want.Dev || got.Line != c.want.Line || got.Level != c.want.Level) {
+			if ok && (!got.At.Equal(c.want.At) || got.Dev != c.want.Dev || got.Line != c.want.Line || got.Level != c.want.Level || got.Input != c.want.Input) {
 				t.Errorf("parseTrace(%q) = %+v, want %+v", c.line, got, c.want)
 			}
 		})

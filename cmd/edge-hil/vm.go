@@ -26,6 +26,13 @@ type vmConfig struct {
 	dir    string // logs and the control socket
 	name   string // for file names: "arm64-boot1"
 	smp    int
+	// config picks the agent's config in the guest: "" the default board,
+	// "inputs" the input checks' (board.go).
+	config string
+	// idle are input lines' levels set through qtest right after QEMU
+	// starts, before the kernel runs: the wire's resting level (a pull-up
+	// is 1; QEMU's PL061 models no pulls on its inputs).
+	idle map[int]int
 }
 
 // vm is a running qemu-system-aarch64: the virt board under TCG with the
@@ -36,7 +43,12 @@ type vm struct {
 	cfg     vmConfig
 	cmd     *exec.Cmd
 	started time.Time
-	trace   *timeline
+	trace   *timeline // outputs and resets
+	inputs  *timeline // pl061_input_change: the levels the rig drove
+
+	qtMu sync.Mutex // one qtest exchange at a time
+	qt   net.Conn
+	qtR  *bufio.Reader
 
 	consoleMu sync.Mutex
 	console   []consoleLine
@@ -59,15 +71,22 @@ type consoleLine struct {
 // qemuArgs is the command line of one boot. -trace pl061_set_output
 // prints every level the PL061 puts out; -msg timestamp=on makes QEMU's
 // log backend stamp each trace line with the host's clock at the MMIO
-// write (see parseTrace). cache=unsafe: QEMU skips the host's fsync, but
+// write (see parseTrace). -qtest opens QEMU's test protocol on a unix
+// socket beside TCG (the guest runs as usual): its set_irq_in drives the
+// PL061's input lines from outside, and pl061_input_change stamps each
+// level as QEMU applies it (setInput). cache=unsafe: QEMU skips the host's fsync, but
 // every write the guest made reaches the image file, so the disk survives
 // a SIGKILL of QEMU the way an SD card survives a power cut.
-func qemuArgs(c vmConfig, ctlSock string) []string {
+func qemuArgs(c vmConfig, ctlSock, qtSock string) []string {
+	extra := ""
+	if c.config != "" {
+		extra = " hil.config=" + c.config
+	}
 	return []string{
 		"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(c.smp), "-m", "512",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", c.kernel, "-initrd", c.initrd,
-		"-append", "console=ttyAMA0 panic=-1 quiet hil.arch=" + c.arch,
+		"-append", "console=ttyAMA0 panic=-1 quiet hil.arch=" + c.arch + extra,
 		"-drive", "if=none,id=data,format=raw,cache=unsafe,file=" + c.disk,
 		"-device", "virtio-blk-pci,drive=data",
 		// romfile=: no iPXE option ROM (the guest boots no firmware).
@@ -75,16 +94,19 @@ func qemuArgs(c vmConfig, ctlSock string) []string {
 		"-device", "virtio-serial-pci",
 		"-chardev", "socket,id=ctl,path=" + ctlSock + ",server=on,wait=off",
 		"-device", "virtserialport,chardev=ctl,name=hil",
-		"-trace", "pl061_set_output", "-trace", "pl061_reset", "-msg", "timestamp=on",
+		"-trace", "pl061_set_output", "-trace", "pl061_reset", "-trace", "pl061_input_change", "-msg", "timestamp=on",
+		"-qtest", "unix:" + qtSock + ",server=on,wait=off", "-qtest-log", "/dev/null",
 	}
 }
 
 // startVM boots the guest and connects the control channel.
 func startVM(c vmConfig) (*vm, error) {
 	sock := filepath.Join(c.dir, c.name+".ctl")
+	qtSock := filepath.Join(c.dir, c.name+".qtest")
 	_ = os.Remove(sock)
-	v := &vm{cfg: c, trace: &timeline{}, pending: map[int]chan string{}, done: make(chan struct{})}
-	v.cmd = exec.Command(c.qemu, qemuArgs(c, sock)...)
+	_ = os.Remove(qtSock)
+	v := &vm{cfg: c, trace: &timeline{}, inputs: &timeline{}, pending: map[int]chan string{}, done: make(chan struct{})}
+	v.cmd = exec.Command(c.qemu, qemuArgs(c, sock, qtSock)...)
 	// QEMU dies with the rig, whatever kills the rig.
 	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := v.cmd.StdoutPipe()
@@ -119,6 +141,16 @@ func startVM(c vmConfig) (*vm, error) {
 		v.waitErr = v.cmd.Wait()
 		close(v.done)
 	}()
+	if err := v.dialQtest(qtSock); err != nil {
+		v.kill()
+		return nil, err
+	}
+	for line, level := range c.idle {
+		if _, err := v.setInput(line, level); err != nil {
+			v.kill()
+			return nil, err
+		}
+	}
 	if err := v.dialControl(sock); err != nil {
 		v.kill()
 		return nil, err
@@ -134,7 +166,11 @@ func (v *vm) readTrace(r io.Reader, log io.Writer) {
 		line := sc.Text()
 		fmt.Fprintln(log, line)
 		if e, ok := parseTrace(line, time.Now()); ok {
-			v.trace.add(e)
+			if e.Input {
+				v.inputs.add(e)
+			} else {
+				v.trace.add(e)
+			}
 		}
 	}
 }
@@ -206,6 +242,93 @@ func (v *vm) consoleTail(n int) string {
 		b.WriteString("      | " + l.Text + "\n")
 	}
 	return b.String()
+}
+
+// dialQtest connects to QEMU's qtest socket (made at start, like the
+// control socket).
+func (v *vm) dialQtest(sock string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			v.qt, v.qtR = c, bufio.NewReader(c)
+			return nil
+		}
+		select {
+		case <-v.done:
+			return fmt.Errorf("qemu exited at start (%v):\n%s", v.waitErr, v.consoleTail(20))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("qtest socket %s: %w (does this QEMU have -qtest?)", sock, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pl061 is the QOM path of the board's PL061, as its reset in the trace
+// names it (QEMU prints the reset at start, before the guest runs).
+func (v *vm) pl061() (string, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, e := range v.trace.all() {
+			if e.reset() {
+				return e.Dev, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no pl061_reset in QEMU's trace within 10 s: cannot name the PL061 for qtest")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// setInput drives PL061 input line to level from outside the guest, as a
+// button or a contact on the pin would: qtest's set_irq_in on the
+// controller's gpio-in line. The kernel's pl061 driver gets the edge
+// interrupt and gpiolib turns it into a line event for whoever requested
+// the line. QEMU ignores it while the guest drives the line as an output.
+// It returns the host's time just before the request; pl061_input_change
+// in the trace (inputChange) is when QEMU applied it.
+func (v *vm) setInput(line, level int) (time.Time, error) {
+	dev, err := v.pl061()
+	if err != nil {
+		return time.Time{}, err
+	}
+	v.qtMu.Lock()
+	defer v.qtMu.Unlock()
+	_ = v.qt.SetDeadline(time.Now().Add(5 * time.Second))
+	t := time.Now()
+	if _, err := fmt.Fprintf(v.qt, "set_irq_in %s unnamed-gpio-in %d %d\n", dev, line, level); err != nil {
+		return t, fmt.Errorf("qtest: %w", err)
+	}
+	a, err := v.qtR.ReadString('\n')
+	if err != nil {
+		return t, fmt.Errorf("qtest set_irq_in: %w", err)
+	}
+	if strings.TrimSpace(a) != "OK" {
+		return t, fmt.Errorf("qtest set_irq_in %s %d %d: %q", dev, line, level, strings.TrimSpace(a))
+	}
+	return t, nil
+}
+
+// inputChange is the trace's stamp of the first input change of line to
+// level at or after t (QEMU prints it as it applies set_irq_in; wait
+// bounds how long the trace reader may lag).
+func (v *vm) inputChange(line, level int, t time.Time, wait time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(wait)
+	for {
+		// The trace's stamps are microseconds: allow the one t fell in.
+		for _, e := range v.inputs.all() {
+			if e.Line == line && e.Level == level && !e.At.Before(t.Truncate(time.Microsecond)) {
+				return e.At, true
+			}
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // dialControl connects to the virtio serial port's socket (QEMU creates
@@ -297,9 +420,13 @@ type guestStatus struct {
 		On    bool       `json:"on"`
 		Until *time.Time `json:"until"`
 	} `json:"relays"`
-	LEDs      map[string]string `json:"leds"`
-	LastError string            `json:"last_error"`
-	Uptime    string            `json:"uptime"`
+	LEDs   map[string]string `json:"leds"`
+	Inputs map[string]struct {
+		Active bool       `json:"active"`
+		Since  *time.Time `json:"since"`
+	} `json:"inputs"`
+	LastError string `json:"last_error"`
+	Uptime    string `json:"uptime"`
 }
 
 // status runs `edge-agent status -json` inside the guest.
@@ -348,5 +475,8 @@ func (v *vm) kill() {
 	<-v.done
 	if v.ctl != nil {
 		v.ctl.Close()
+	}
+	if v.qt != nil {
+		v.qt.Close()
 	}
 }
