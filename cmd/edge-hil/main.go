@@ -74,8 +74,8 @@ func main() {
 	// timing than 2 on this 2-core machine, measured).
 	flag.IntVar(&o.smp, "smp", 1, "guest CPUs (each a host thread under TCG)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (console and trace logs) even when every check passed")
-	flag.BoolVar(&o.inputs, "inputs", os.Getenv("EDGE_HIL_INPUTS") == "1",
-		"also boot each arch with two [[input]]s and check events and toggles (needs an agent with [[input]]; env EDGE_HIL_INPUTS=1)")
+	flag.BoolVar(&o.inputs, "inputs", os.Getenv("EDGE_HIL_INPUTS") != "0",
+		"also boot each arch with two [[input]]s and check events, debounce and toggles (env EDGE_HIL_INPUTS=0 turns it off)")
 	flag.Parse()
 	for _, a := range strings.Split(archs, ",") {
 		if a = strings.TrimSpace(a); a != "" {
