@@ -367,3 +367,24 @@ func TestOfflineSinceSurvivesRestart(t *testing.T) {
 		t.Error("the lamp is on 5 minutes after the link was lost (1 after the restart)")
 	}
 }
+
+// A relay the agent switches off at its deadline is an event with the
+// cause: max_on when its max_on ran out, for when a command's for did.
+func TestDeadlineEventsNameTheirCause(t *testing.T) {
+	r := newInputRig(t, config.Relay{MaxOn: time.Hour})
+	ctx := context.Background()
+	if _, err := r.d.setLocal(ctx, relayRequest{name: "lamp", on: true, dur: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	r.advance(time.Minute)
+	r.d.expireDeadlines(ctx)
+	if _, err := r.d.setLocal(ctx, relayRequest{name: "lamp", on: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.advance(time.Hour)
+	r.d.expireDeadlines(ctx)
+	evs := r.events()
+	if len(evs) != 2 || evs[0]["cause"] != causeFor || evs[1]["cause"] != causeMaxOn || evs[1]["on"] != false {
+		t.Errorf("events %v, want off by for, then off by max_on", evs)
+	}
+}
