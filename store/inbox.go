@@ -162,16 +162,28 @@ func (db *DB) Append(msgs []Message) ([]uint64, error) {
 
 // prune drops the oldest handled records until the inbox is within both
 // bounds, or fails with ErrFull (and drops nothing) if it cannot be.
+//
+// Once over a bound it drops down to pruneSlack below it, not just to it:
+// dropping one record per commit rewrites the oldest leaf and its branch
+// pages at every commit (two more pages, 8 KiB, per message on flash);
+// dropping 1/64 of the bound at once does that once per so many messages.
+// Bounds under 64 are kept exactly, and the slack never drops the newest
+// record.
 func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
 	if c.total <= maxRecords && c.bytes <= maxBytes {
 		return nil
 	}
+	lowRecords, lowBytes := maxRecords-maxRecords/pruneSlack, maxBytes-maxBytes/pruneSlack
 	total, size := c.total, c.bytes
 	var drop [][]byte
+	newest, _ := t.inbox.Cursor().Last()
 	cur := t.inbox.Cursor()
-	for k, v := cur.First(); k != nil && (total > maxRecords || size > maxBytes); k, v = cur.Next() {
+	for k, v := cur.First(); k != nil && (total > lowRecords || size > lowBytes); k, v = cur.Next() {
 		if t.isPending(k) {
 			continue
+		}
+		if total <= maxRecords && size <= maxBytes && bytes.Equal(k, newest) {
+			break // within the bounds; the slack alone never takes the newest
 		}
 		p, err := parseRecord(v)
 		if err != nil {
@@ -195,6 +207,9 @@ func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
 	c.total, c.bytes = total, size
 	return nil
 }
+
+// pruneSlack: prune drops to 1/pruneSlack below a bound it went over.
+const pruneSlack = 64
 
 // Get returns record seq, or an error wrapping ErrNotFound.
 func (db *DB) Get(seq uint64) (Record, error) {

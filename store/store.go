@@ -19,6 +19,9 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	opts Options
+	// pre keeps allocated blocks ahead of bbolt's high-water mark; used
+	// only inside write transactions.
+	pre *preallocation
 
 	closeOnce sync.Once
 	closeErr  error
@@ -136,6 +139,12 @@ func Open(dir string, opts *Options) (*DB, error) {
 		_ = b.Close()
 		return nil, err
 	}
+	var hwm int64
+	_ = b.View(func(tx *bolt.Tx) error { hwm = tx.Size(); return nil })
+	if db.pre, err = openPreallocation(path, hwm, int64(o.MaxSize)); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	return db, nil
 }
 
@@ -209,7 +218,12 @@ func (db *DB) Path() string { return db.path }
 // Close releases the file and its lock. It is safe to call more than once;
 // later calls return the first call's result.
 func (db *DB) Close() error {
-	db.closeOnce.Do(func() { db.closeErr = db.bolt.Close() })
+	db.closeOnce.Do(func() {
+		db.closeErr = db.bolt.Close()
+		if err := db.pre.close(); db.closeErr == nil {
+			db.closeErr = err
+		}
+	})
 	return db.closeErr
 }
 
@@ -274,6 +288,7 @@ func (db *DB) view(fn func(*txn) error) error {
 // exactly once, unlike Batch (docs/dependencies.md#bbolt-batch-runs-fn-twice).
 func (db *DB) update(fn func(*txn) error) error {
 	return closedError(keepNoSpace(db.bolt.Update(func(tx *bolt.Tx) error {
+		db.pre.ahead(tx.Size())
 		t, err := newTxn(tx)
 		if err != nil {
 			return err
