@@ -32,6 +32,11 @@ const (
 	preallocLow  = 256 << 10
 )
 
+// preallocMaxGrow: a transaction adding this many bytes or more does not
+// preallocate. A journal commit is about 12-16 KiB; a commit that grows
+// the file by more than that saves less than its zeros cost.
+const preallocMaxGrow = 16 << 10
+
 // openPreallocation opens path for the zero fills; hwm is the high-water
 // mark in bytes. Everything below the first hole at or above it has
 // blocks (bbolt wrote every page below the mark).

@@ -6,6 +6,8 @@ package store
 // about); elsewhere bbolt grows its file as it does by itself.
 type preallocation struct{}
 
+const preallocMaxGrow = 0
+
 func openPreallocation(string, int64, int64) (*preallocation, error) { return nil, nil }
 
 func (p *preallocation) ahead(int64) {}

@@ -286,9 +286,19 @@ func (db *DB) view(fn func(*txn) error) error {
 // data pages, one of the meta page (docs/dependencies.md#bbolt-commit-fsyncs).
 // If fn or the commit fails, nothing of it is written. bbolt's Update runs fn
 // exactly once, unlike Batch (docs/dependencies.md#bbolt-batch-runs-fn-twice).
-func (db *DB) update(fn func(*txn) error) error {
+func (db *DB) update(fn func(*txn) error) error { return db.updateGrowing(0, fn) }
+
+// updateGrowing is update for a transaction that adds about grow bytes.
+// Only a small one writes zeros ahead (preallocation): every preallocated
+// byte is written twice, once as a zero and once as a page, which pays
+// only while a commit grows the file by less than the journal commit it
+// saves (docs/flash.md). A large one (a backlog drain, a flood) lets bbolt
+// grow the file by itself.
+func (db *DB) updateGrowing(grow int, fn func(*txn) error) error {
 	return closedError(keepNoSpace(db.bolt.Update(func(tx *bolt.Tx) error {
-		db.pre.ahead(tx.Size())
+		if grow < preallocMaxGrow {
+			db.pre.ahead(tx.Size())
+		}
 		t, err := newTxn(tx)
 		if err != nil {
 			return err

@@ -732,3 +732,18 @@ func TestPruneDropsASlackBelowTheBound(t *testing.T) {
 		t.Fatalf("back at the bound: %+v, want 128 records from 4 (nothing pruned)", s)
 	}
 }
+
+// TestPruneOfALargeBatchStopsAtTheBound: a batch that overflows a bound by
+// the slack or more is pruned to the bound exactly (it already drops many
+// records at once).
+func TestPruneOfALargeBatchStopsAtTheBound(t *testing.T) {
+	db := openTest(t, &Options{RetainRecords: 128})
+	batch := make([]Message, 130)
+	for i := range batch {
+		batch[i] = msg("t", 10, false)
+	}
+	mustAppend(t, db, batch...)
+	if s := mustStats(t, db); s.Total != 128 || s.FirstSeq != 3 {
+		t.Fatalf("after a batch 2 over: %+v, want 128 records from 3", s)
+	}
+}
