@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edge-agent/edge-agent/agent/config"
 )
 
 // The wear section (issue 18): what each subject makes the block device
@@ -508,5 +510,5 @@ func wearWindowRows(e *env) [][]string {
 }
 
 // defaultCommitWindow is the agent's [store] commit_window default, for
-// the latency target of the default-config agent ("" = none known).
-const defaultCommitWindow = ""
+// the latency target of the default-config agent.
+const defaultCommitWindow = config.DefaultCommitWindow
