@@ -159,7 +159,7 @@ fuzz: ## each fuzz target for FUZZTIME (default 5s); a crasher lands in the pack
 # Python script and mosquitto_sub; several runs, median and range of each
 # figure beside its target. A missed target is printed, not an error; a
 # lost message or a crashed subject is. RUNS=N (default 3), QUICK=1 (smoke
-# run), ONLY=ingest,commands,footprint,scale,oversize,sinks, KEEP=1 (keep the work
+# run), ONLY=ingest,commands,footprint,scale,oversize,sinks,wear (wear needs root), KEEP=1 (keep the work
 # dir), NAGLE=1 (mosquitto's default Nagle on; the bench turns it off).
 # Needs mosquitto, mosquitto-clients and Debian's python3-paho-mqtt (make
 # bench-deps installs what is missing, as root).

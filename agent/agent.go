@@ -222,7 +222,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	}
 	w := newWriter(writerConfig{
 		Inbox: d.db, Health: h, Log: log.With("part", "writer"),
-		NotifyTopic: sc.NotifyTopic, ReplyTopic: cfg.MQTT.ReplyTopic, Rules: ruleSet,
+		NotifyTopic: sc.NotifyTopic, ReplyTopic: cfg.MQTT.ReplyTopic, Rules: ruleSet, CommitWindow: cfg.Store.CommitWindow,
 		Pending: pending, Replies: replies, Freed: freed, Flash: d.panel.Flash, Backlog: backlog,
 		Stored: func(last uint64) { stored.ring(); sinkSet.Stored(last) },
 	})

@@ -48,6 +48,15 @@ const (
 	lingerBatch = 256
 	lingerStep  = 200 * time.Microsecond
 	lingerSteps = 10
+
+	// The commit window (see await) ends early once windowBatch messages
+	// are in: mosquitto's default in-flight window is 20, and a broker
+	// sends no more until we acknowledge, so waiting longer would only
+	// wait. Once two or more are in, it also ends after windowQuiet
+	// without a new one (the end of a burst, or a broker with a smaller
+	// in-flight window waiting for our acks).
+	windowBatch = 20
+	windowQuiet = 50 * time.Millisecond
 )
 
 // writer owns the write path: it takes whatever the handler has queued,
@@ -94,6 +103,12 @@ type writerConfig struct {
 	// NotifyTopic: only a message on it can be a command, so only those
 	// are stored pending for the dispatcher.
 	NotifyTopic string
+	// CommitWindow ([store] commit_window) is how long, from the first
+	// message's receipt, the writer waits for more before a commit, so
+	// that one commit (and one write of the same flash pages) carries
+	// many messages at a moderate rate. 0 = commit at once. The PUBACKs
+	// still wait for the commit.
+	CommitWindow time.Duration
 	// ReplyTopic is where a refusal on arrival is answered ("" = nowhere).
 	ReplyTopic string
 	// Rules: a message on one of their topics is pending for the
@@ -171,7 +186,7 @@ func (w *writer) run(ctx context.Context) {
 		case first := <-w.in:
 			batch = append(batch, first)
 		}
-		batch = w.take(batch)
+		batch = w.take(ctx, batch)
 		ok := w.store(ctx, batch, msgs)
 		n := 0
 		for i := range batch {
@@ -299,17 +314,20 @@ func (w *writer) refuse(in *inbound, ce *cmdError) {
 	}
 }
 
-// take adds what is queued to batch, up to maxBatch, and lingers while a
-// flood is arriving: a batch of more than one but fewer than lingerBatch
-// means messages come faster than one per commit yet not fast enough to fill
-// a commit, so the writer waits lingerStep at a time, while each step brings
-// more, for at most lingerSteps steps. On a fast disk (make bench) this made
-// a live flood's ~70 messages per commit ~200: a third of the fsyncs (and of
-// an SD card's wear) for at most 2 ms more latency. A lone message (a trickle,
-// a command) is committed at once; a step that brings nothing ends the wait,
-// as when the broker has reached its in-flight limit and waits for our acks.
-func (w *writer) take(batch []inbound) []inbound {
+// take adds what is queued to batch, up to maxBatch, waits out the commit
+// window (await), and lingers while a flood is arriving: a batch of more
+// than one but fewer than lingerBatch means messages come faster than one
+// per commit yet not fast enough to fill a commit, so the writer waits
+// lingerStep at a time, while each step brings more, for at most
+// lingerSteps steps. On a fast disk (make bench) this made a live flood's
+// ~70 messages per commit ~200: a third of the fsyncs (and of an SD card's
+// wear) for at most 2 ms more latency. Without a window a lone message (a
+// trickle, a command) is committed at once; a step that brings nothing
+// ends the wait, as when the broker has reached its in-flight limit and
+// waits for our acks.
+func (w *writer) take(ctx context.Context, batch []inbound) []inbound {
 	batch = w.drain(batch)
+	batch = w.await(ctx, batch)
 	if len(batch) < 2 {
 		return batch
 	}
@@ -321,6 +339,67 @@ func (w *writer) take(batch []inbound) []inbound {
 		}
 	}
 	return batch
+}
+
+// await is the commit window: it adds arriving messages to batch until
+// CommitWindow has passed since the first one's receipt. It returns at
+// once, or as soon as it holds one, for a message that may act (a
+// possible command, a message on a rule's topic: a relay must not wait for
+// flash wear); and early once windowBatch messages are in, or, with two or
+// more in, after windowQuiet without a new one (see windowBatch), or when
+// ctx ends.
+func (w *writer) await(ctx context.Context, batch []inbound) []inbound {
+	if w.CommitWindow <= 0 || len(batch) >= windowBatch || w.urgent(batch, 0) {
+		return batch
+	}
+	start := batch[0].msg.ReceivedAt
+	if start.IsZero() {
+		start = w.now()
+	}
+	left := start.Add(w.CommitWindow).Sub(w.now())
+	if left <= 0 {
+		return batch
+	}
+	end := time.NewTimer(left)
+	defer end.Stop()
+	// The quiet timer runs once two messages are in: a lone message waits
+	// for company, a group followed by silence is a burst that ended or a
+	// broker waiting for our acks. Never, when the window is shorter.
+	quiet := time.NewTimer(windowQuiet)
+	defer quiet.Stop()
+	var quietC <-chan time.Time
+	for {
+		if len(batch) >= 2 && w.CommitWindow > windowQuiet {
+			quiet.Reset(windowQuiet)
+			quietC = quiet.C
+		}
+		n := len(batch)
+		select {
+		case next := <-w.in:
+			batch = w.drain(append(batch, next))
+		case <-end.C:
+			return batch
+		case <-quietC:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+		if len(batch) >= windowBatch || w.urgent(batch, n) {
+			return batch
+		}
+	}
+}
+
+// urgent reports whether batch[from:] holds a message that may act: one
+// the writer will store pending for the dispatcher (classify).
+func (w *writer) urgent(batch []inbound, from int) bool {
+	for i := from; i < len(batch); i++ {
+		m := &batch[i].msg
+		if (m.Topic == w.NotifyTopic && mayBeCommand(m.Payload)) || w.Rules.OnTopic(m.Topic) {
+			return true
+		}
+	}
+	return false
 }
 
 // drain adds what is queued now, without waiting, up to maxBatch.

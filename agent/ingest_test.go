@@ -214,10 +214,161 @@ func TestWriterTakeLingersOnlyUnderAFlood(t *testing.T) {
 				}
 				sleeps++
 			}
-			batch := w.take([]inbound{{}})
+			batch := w.take(context.Background(), []inbound{{}})
 			if len(batch) != tc.wantBatch || sleeps != tc.wantSleeps {
 				t.Fatalf("batch of %d after %d sleeps, want %d after %d", len(batch), sleeps, tc.wantBatch, tc.wantSleeps)
 			}
 		})
 	}
+}
+
+// windowRig runs a writer with commit window win over a real store and
+// records when each message was acknowledged.
+type windowRig struct {
+	w     *writer
+	inbox *recordingInbox
+	mu    sync.Mutex
+	acks  []int
+	at    []time.Time
+}
+
+func newWindowRig(t *testing.T, win time.Duration) *windowRig {
+	r := &windowRig{}
+	r.inbox = &recordingInbox{db: openTestStore(t), acks: &r.acks}
+	r.w = newWriter(writerConfig{Inbox: r.inbox, Health: newHealth(time.Now()), Log: quietLogger(),
+		NotifyTopic: "cmd", CommitWindow: win})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.w.run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func (r *windowRig) send(i int, topic, payload string) {
+	r.w.enqueue(inbound{
+		msg: store.Message{ReceivedAt: time.Now(), Topic: topic, Payload: []byte(payload)},
+		ack: func() {
+			r.inbox.mu.Lock() // the commit that holds it has returned
+			r.inbox.mu.Unlock()
+			r.mu.Lock()
+			r.acks = append(r.acks, i)
+			r.at = append(r.at, time.Now())
+			r.mu.Unlock()
+		},
+	})
+}
+
+// wait returns once n messages are acknowledged, or fails after d.
+func (r *windowRig) wait(t *testing.T, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		r.mu.Lock()
+		got := len(r.acks)
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages acknowledged after %v", got, n, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// checkAcksAfterCommits: before commit k started, exactly the messages of
+// the commits before it were acknowledged, in receive order.
+func (r *windowRig) checkAcksAfterCommits(t *testing.T) {
+	t.Helper()
+	r.inbox.mu.Lock()
+	defer r.inbox.mu.Unlock()
+	committed := 0
+	for k, c := range r.inbox.commits {
+		if r.inbox.ackedAt[k] != committed {
+			t.Fatalf("commit %d started with %d acks sent, want %d (acks only after their commit)", k, r.inbox.ackedAt[k], committed)
+		}
+		committed += c
+	}
+	for i, a := range r.acks {
+		if a != i {
+			t.Fatalf("ack %d is for message %d: out of receive order", i, a)
+		}
+	}
+}
+
+// TestCommitWindowBoundsTheWait: a lone message waits out the window (its
+// ack comes no sooner) and no longer than the window and its commit.
+func TestCommitWindowBoundsTheWait(t *testing.T) {
+	const win = 150 * time.Millisecond
+	r := newWindowRig(t, win)
+	sent := time.Now()
+	r.send(0, "t", "lone")
+	r.wait(t, 1, 5*time.Second)
+	took := r.at[0].Sub(sent)
+	if took < win {
+		t.Fatalf("acknowledged %v after receipt, inside a %v window: the window did not hold the commit", took, win)
+	}
+	// The bound is the window plus one commit; the slack is for a loaded
+	// machine, not a speed target.
+	if took > win+time.Second {
+		t.Fatalf("acknowledged %v after receipt: the window (%v) did not bound the wait", took, win)
+	}
+	r.checkAcksAfterCommits(t)
+}
+
+// TestCommitWindowGathersAMessageStream: messages 5 ms apart inside one
+// window go in fewer commits than messages, each acknowledged only after
+// its commit, in receive order.
+func TestCommitWindowGathersAMessageStream(t *testing.T) {
+	r := newWindowRig(t, 300*time.Millisecond)
+	const n = 10
+	for i := range n {
+		r.send(i, "t", fmt.Sprint(i))
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.wait(t, n, 5*time.Second)
+	r.checkAcksAfterCommits(t)
+	if c := len(r.inbox.commits); c >= n {
+		t.Fatalf("%d commits for %d messages inside one window: nothing gathered", c, n)
+	}
+}
+
+// TestCommitWindowEndsEarly: a possible command, or windowBatch messages,
+// end a long window at once: a relay never waits for it, nor does a
+// broker that has reached its in-flight window.
+func TestCommitWindowEndsEarly(t *testing.T) {
+	const win = 900 * time.Millisecond // < 1 s, the config's bound; the quiet rule must not end it first
+	t.Run("a possible command", func(t *testing.T) {
+		r := newWindowRig(t, win)
+		start := time.Now()
+		r.send(0, "t", "plain")
+		r.send(1, "cmd", `{"id":"1","method":"relay.set"}`)
+		r.wait(t, 2, 5*time.Second)
+		if took := time.Since(start); took >= win {
+			t.Fatalf("a possible command waited %v, the whole window", took)
+		}
+		r.checkAcksAfterCommits(t)
+	})
+	t.Run("windowBatch messages", func(t *testing.T) {
+		r := newWindowRig(t, win)
+		start := time.Now()
+		for i := range windowBatch {
+			r.send(i, "t", fmt.Sprint(i))
+		}
+		r.wait(t, windowBatch, 5*time.Second)
+		if took := time.Since(start); took >= win {
+			t.Fatalf("%d messages waited %v, the whole window", windowBatch, took)
+		}
+		r.checkAcksAfterCommits(t)
+	})
+	t.Run("quiet after a burst", func(t *testing.T) {
+		r := newWindowRig(t, win)
+		start := time.Now()
+		r.send(0, "t", "a")
+		r.send(1, "t", "b")
+		r.wait(t, 2, 5*time.Second)
+		if took := time.Since(start); took >= win {
+			t.Fatalf("two messages then silence waited %v, the whole window (quiet after %v)", took, windowQuiet)
+		}
+	})
 }

@@ -123,7 +123,11 @@ func (db *DB) Append(msgs []Message) ([]uint64, error) {
 		add += size
 	}
 	seqs := make([]uint64, len(msgs))
-	err := db.update(func(t *txn) error {
+	grow := 0
+	for _, v := range vals {
+		grow += len(v)
+	}
+	err := db.updateGrowing(grow, func(t *txn) error {
 		c, err := t.inboxCounters()
 		if err != nil {
 			return err
@@ -162,16 +166,29 @@ func (db *DB) Append(msgs []Message) ([]uint64, error) {
 
 // prune drops the oldest handled records until the inbox is within both
 // bounds, or fails with ErrFull (and drops nothing) if it cannot be.
+//
+// A commit that goes over a bound by less than 1/pruneSlack of it drops
+// down to that much below the bound, not just to it: dropping one record
+// per commit rewrites the oldest leaf and its branch pages at every commit
+// (two more pages, 8 KiB, per message on flash); dropping 1/64 of the
+// bound at once does that once per so many messages. A larger overflow (a
+// big batch) drops to the bound, bounds under 64 are kept exactly, and the
+// slack never drops the newest record.
 func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
 	if c.total <= maxRecords && c.bytes <= maxBytes {
 		return nil
 	}
+	lowRecords, lowBytes := pruneTo(c.total, maxRecords), pruneTo(c.bytes, maxBytes)
 	total, size := c.total, c.bytes
 	var drop [][]byte
+	newest, _ := t.inbox.Cursor().Last()
 	cur := t.inbox.Cursor()
-	for k, v := cur.First(); k != nil && (total > maxRecords || size > maxBytes); k, v = cur.Next() {
+	for k, v := cur.First(); k != nil && (total > lowRecords || size > lowBytes); k, v = cur.Next() {
 		if t.isPending(k) {
 			continue
+		}
+		if total <= maxRecords && size <= maxBytes && bytes.Equal(k, newest) {
+			break // within the bounds; the slack alone never takes the newest
 		}
 		p, err := parseRecord(v)
 		if err != nil {
@@ -194,6 +211,18 @@ func (t *txn) prune(c *inboxCounters, maxRecords, maxBytes uint64) error {
 	}
 	c.total, c.bytes = total, size
 	return nil
+}
+
+// pruneSlack: prune drops to 1/pruneSlack below a bound it went over.
+const pruneSlack = 64
+
+// pruneTo is what prune brings n down to under bound.
+func pruneTo(n, bound uint64) uint64 {
+	slack := bound / pruneSlack
+	if n > bound && n-bound < slack {
+		return bound - slack
+	}
+	return bound
 }
 
 // Get returns record seq, or an error wrapping ErrNotFound.

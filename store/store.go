@@ -19,6 +19,9 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	opts Options
+	// pre keeps allocated blocks ahead of bbolt's high-water mark; used
+	// only inside write transactions.
+	pre *preallocation
 
 	closeOnce sync.Once
 	closeErr  error
@@ -136,6 +139,12 @@ func Open(dir string, opts *Options) (*DB, error) {
 		_ = b.Close()
 		return nil, err
 	}
+	var hwm int64
+	_ = b.View(func(tx *bolt.Tx) error { hwm = tx.Size(); return nil })
+	if db.pre, err = openPreallocation(path, hwm, int64(o.MaxSize)); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	return db, nil
 }
 
@@ -209,7 +218,12 @@ func (db *DB) Path() string { return db.path }
 // Close releases the file and its lock. It is safe to call more than once;
 // later calls return the first call's result.
 func (db *DB) Close() error {
-	db.closeOnce.Do(func() { db.closeErr = db.bolt.Close() })
+	db.closeOnce.Do(func() {
+		db.closeErr = db.bolt.Close()
+		if err := db.pre.close(); db.closeErr == nil {
+			db.closeErr = err
+		}
+	})
 	return db.closeErr
 }
 
@@ -272,8 +286,19 @@ func (db *DB) view(fn func(*txn) error) error {
 // data pages, one of the meta page (docs/dependencies.md#bbolt-commit-fsyncs).
 // If fn or the commit fails, nothing of it is written. bbolt's Update runs fn
 // exactly once, unlike Batch (docs/dependencies.md#bbolt-batch-runs-fn-twice).
-func (db *DB) update(fn func(*txn) error) error {
+func (db *DB) update(fn func(*txn) error) error { return db.updateGrowing(0, fn) }
+
+// updateGrowing is update for a transaction that adds about grow bytes.
+// Only a small one writes zeros ahead (preallocation): every preallocated
+// byte is written twice, once as a zero and once as a page, which pays
+// only while a commit grows the file by less than the journal commit it
+// saves (docs/flash.md). A large one (a backlog drain, a flood) lets bbolt
+// grow the file by itself.
+func (db *DB) updateGrowing(grow int, fn func(*txn) error) error {
 	return closedError(keepNoSpace(db.bolt.Update(func(tx *bolt.Tx) error {
+		if grow < preallocMaxGrow {
+			db.pre.ahead(tx.Size())
+		}
 		t, err := newTxn(tx)
 		if err != nil {
 			return err

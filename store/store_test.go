@@ -711,3 +711,39 @@ func TestAppendFillsInboxPages(t *testing.T) {
 		t.Errorf("inbox leaf pages %.0f%% in use after appends, want ≥ 85%%", 100*fill)
 	}
 }
+
+// TestPruneDropsASlackBelowTheBound: once over a bound of 64 or more,
+// retention drops 1/64 of it at once (so the oldest leaf is not rewritten
+// at every commit), never a pending record.
+func TestPruneDropsASlackBelowTheBound(t *testing.T) {
+	db := openTest(t, &Options{RetainRecords: 128})
+	for range 128 {
+		mustAppend(t, db, msg("t", 10, false))
+	}
+	if got := mustStats(t, db).Total; got != 128 {
+		t.Fatalf("at the bound: %d records, want 128", got)
+	}
+	mustAppend(t, db, msg("t", 10, false))
+	if s := mustStats(t, db); s.Total != 126 || s.FirstSeq != 4 || s.LastSeq != 129 {
+		t.Fatalf("over the bound by one: %+v, want 126 records, 4..129", s)
+	}
+	mustAppend(t, db, msg("t", 10, false), msg("t", 10, false))
+	if s := mustStats(t, db); s.Total != 128 || s.FirstSeq != 4 {
+		t.Fatalf("back at the bound: %+v, want 128 records from 4 (nothing pruned)", s)
+	}
+}
+
+// TestPruneOfALargeBatchStopsAtTheBound: a batch that overflows a bound by
+// the slack or more is pruned to the bound exactly (it already drops many
+// records at once).
+func TestPruneOfALargeBatchStopsAtTheBound(t *testing.T) {
+	db := openTest(t, &Options{RetainRecords: 128})
+	batch := make([]Message, 130)
+	for i := range batch {
+		batch[i] = msg("t", 10, false)
+	}
+	mustAppend(t, db, batch...)
+	if s := mustStats(t, db); s.Total != 128 || s.FirstSeq != 3 {
+		t.Fatalf("after a batch 2 over: %+v, want 128 records from 3", s)
+	}
+}

@@ -449,6 +449,7 @@ func (l *loader) checkStore(c *Config) {
 				fmt.Sprintf("lower retain_bytes below %s or raise max_db_size above %s", formatSize(mx/2), formatSize(2*rb)))
 	}
 	c.Store.RetainBytes, c.Store.MaxDBSize = rb, mx
+	l.checkCommitWindow(c)
 }
 
 const maxInt = int(^uint(0) >> 1)

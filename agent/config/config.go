@@ -150,6 +150,9 @@ type Store struct {
 	RetainRecords int   // inbox records kept, ≥ 1
 	RetainBytes   int64 // payload bytes kept, < MaxDBSize/2
 	MaxDBSize     int64 // bbolt file size limit
+	// CommitWindow is how long the writer gathers messages before a
+	// commit (store.go).
+	CommitWindow time.Duration
 }
 
 // Warnings returns what is allowed but risky (certificate checks off, an

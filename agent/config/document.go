@@ -140,6 +140,7 @@ type storeSection struct {
 	RetainRecords int64  `toml:"retain_records"`
 	RetainBytes   string `toml:"retain_bytes"`
 	MaxDBSize     string `toml:"max_db_size"`
+	CommitWindow  string `toml:"commit_window"`
 }
 
 // Defaults, as documented in docs/design.md#config-file and the example
@@ -197,6 +198,7 @@ func defaults() document {
 			RetainRecords: DefaultRetainRecords,
 			RetainBytes:   DefaultRetainBytes,
 			MaxDBSize:     DefaultMaxDBSize,
+			CommitWindow:  DefaultCommitWindow,
 		},
 	}
 }
@@ -232,6 +234,7 @@ var specialKinds = map[string]valueKind{
 	"sink.timeout":           kindDuration,
 	"store.retain_bytes":     kindSize,
 	"store.max_db_size":      kindSize,
+	"store.commit_window":    kindDuration,
 }
 
 // schema maps every accepted dotted key, without array indexes

@@ -75,7 +75,7 @@ func TestExampleParses(t *testing.T) {
 		},
 		Bootstrap: Bootstrap{RefreshInterval: DefaultRefreshInterval},
 		HW:        HW{Backend: BackendPeriph},
-		Store:     Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20},
+		Store:     Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 200 * time.Millisecond},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("example:\n got %+v\nwant %+v", got, want)
@@ -221,7 +221,7 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 		"rule.action", "rule.for", "rule.id", "rule.match", "rule.name", "rule.on", "rule.relay", "rule.reply", "rule.topic",
 		"sink.broker", "sink.command", "sink.format", "sink.keep", "sink.max_size", "sink.name", "sink.path", "sink.timeout",
 		"sink.topic", "sink.topics", "sink.type", "sink.url",
-		"store.max_db_size", "store.retain_bytes", "store.retain_records",
+		"store.commit_window", "store.max_db_size", "store.retain_bytes", "store.retain_records",
 	}
 	if got := schemaLeaves(); !slices.Equal(got, want) {
 		t.Errorf("schema keys:\n got %v\nwant %v", got, want)

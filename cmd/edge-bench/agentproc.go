@@ -25,6 +25,7 @@ type storeCfg struct {
 	retainRecords int
 	retainBytes   string
 	maxDBSize     string
+	commitWindow  string // "" = the key absent (the default)
 }
 
 // agent is one edge-agent configuration (device, client id, data_dir) and
@@ -72,6 +73,9 @@ func (e *env) newAgent(name string, st storeCfg) (*agent, error) {
 		}
 		if st.maxDBSize != "" {
 			fmt.Fprintf(&b, "max_db_size = %q\n", st.maxDBSize)
+		}
+		if st.commitWindow != "" {
+			fmt.Fprintf(&b, "commit_window = %q\n", st.commitWindow)
 		}
 	}
 	return a, os.WriteFile(a.cfgPath, []byte(b.String()), 0o600)

@@ -52,19 +52,27 @@ type sizes struct {
 	oversizeN    int           // messages over max_message_size
 	oversizeSize int           // their size in bytes
 	sinkBacklog  int           // backlog drained with each sink
+	wearSlow     int           // wear: messages at 1/s
+	wearMid      int           // wear: messages at 10/s
+	wearPaced    int           // wear: messages at 100/s
+	wearFlood    int           // wear: messages in the flood
+	wearFull     int           // wear: records stored in the "full" agent's store (its retain_records)
+	wearSyncs    int           // wear: fdatasyncs timed
 }
 
 var fullSizes = sizes{backlog: 100_000, flood: 100_000, paced: 1000, commands: 1000, startups: 3,
 	idle: 5 * time.Second, scaleMid: 100_000, scaleBig: 1_000_000, scaleDrain: 100_000,
-	oversizeN: 20, oversizeSize: 50_000_000, sinkBacklog: 100_000}
+	oversizeN: 20, oversizeSize: 50_000_000, sinkBacklog: 100_000,
+	wearSlow: 20, wearMid: 150, wearPaced: 1000, wearFlood: 20_000, wearFull: 100_000, wearSyncs: 300}
 
 // quickSizes keep a smoke run under a minute; its figures are not the
 // issue's (each is printed with the size it was taken at).
 var quickSizes = sizes{backlog: 10_000, flood: 10_000, paced: 200, commands: 200, startups: 1,
 	idle: 5 * time.Second, scaleMid: 20_000, scaleBig: 100_000, scaleDrain: 10_000,
-	oversizeN: 5, oversizeSize: 20_000_000, sinkBacklog: 10_000}
+	oversizeN: 5, oversizeSize: 20_000_000, sinkBacklog: 10_000,
+	wearSlow: 3, wearMid: 20, wearPaced: 200, wearFlood: 2000, wearFull: 20_000, wearSyncs: 100}
 
-var sectionNames = []string{"ingest", "commands", "footprint", "scale", "oversize", "sinks"}
+var sectionNames = []string{"ingest", "commands", "footprint", "scale", "oversize", "sinks", "wear"}
 
 // env is what every section shares.
 type env struct {
@@ -83,6 +91,11 @@ type env struct {
 	sections   map[string]bool
 	templates  map[int]string // prefilled store files by record count
 	brokerConf []string       // the broker's extra config lines
+	// windows are the commit_window values the wear section compares at
+	// 100/s (nil: none, for an agent without the key); defaultWindow is
+	// the agent's default, for the latency target.
+	windows       []string
+	defaultWindow string
 
 	mu       sync.Mutex
 	seq      int
@@ -135,6 +148,7 @@ func main() {
 		script   = flag.String("script", defaultScript, "the old script (baseline)")
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent's backlog drain (in the last run) to this file; the agent must be built with -tags pprof (make profile)")
 		nagle    = flag.Bool("nagle", false, "leave mosquitto's default set_tcp_nodelay false (Nagle on): latencies then measure the broker's batching")
+		windows  = flag.String("windows", "0s,20ms,100ms", "commit_window values the wear section compares at 100/s (\"\" for an agent without [store] commit_window)")
 	)
 	flag.Parse()
 	e := &env{sz: fullSizes, runs: *runs, distDir: *distDir, scriptPath: *script, cpuProfile: *profile, rep: newReport(),
@@ -144,6 +158,16 @@ func main() {
 		e.sz = quickSizes
 	}
 	e.brokerConf = brokerConfig(*nagle)
+	if *windows != "" {
+		for _, w := range strings.Split(*windows, ",") {
+			if _, err := time.ParseDuration(w); err != nil {
+				fmt.Fprintf(os.Stderr, "edge-bench: -windows: %v\n", err)
+				os.Exit(2)
+			}
+			e.windows = append(e.windows, w)
+		}
+		e.defaultWindow = defaultCommitWindow
+	}
 	if e.runs <= 0 {
 		e.runs = 3
 		if *quick {
@@ -238,6 +262,9 @@ func main() {
 		if e.sections["sinks"] {
 			sinksSection(e)
 		}
+		if e.sections["wear"] {
+			wearSection(e)
+		}
 		b.stop()
 		e.broker = nil
 		// Every subject and the broker have been waited for: their CPU is
@@ -281,7 +308,12 @@ func prerequisites(e *env) error {
 	if _, err := agenttest.MosquittoBinary(); err != nil {
 		return fmt.Errorf("%v (apt-get install -y mosquitto mosquitto-clients)", err)
 	}
-	if !e.sections["ingest"] {
+	if e.sections["wear"] {
+		if err := wearPrerequisites(); err != nil {
+			return err
+		}
+	}
+	if !e.sections["ingest"] && !e.sections["wear"] {
 		return nil
 	}
 	if _, err := exec.LookPath(mosquittoSubBin); err != nil {

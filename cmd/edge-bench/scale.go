@@ -27,33 +27,44 @@ func bigRetention(records int) storeCfg {
 // way the agent stores them but prefillBatch per commit.
 func prefill(e *env) error {
 	for _, n := range []int{e.sz.scaleMid, e.sz.scaleBig} {
-		dir := filepath.Join(e.dir, "templates", fmt.Sprint(n))
-		fmt.Printf("[%6.1fs] scale: prefilling a store with %s records\n", time.Since(e.started).Seconds(), num(float64(n), 0))
-		t0 := time.Now()
-		db, err := store.Open(dir, &store.Options{RetainRecords: n + 1, RetainBytes: 1 << 30, MaxSize: 1 << 30}) // 1M records take 237 MB
-		if err != nil {
+		if _, ok := e.templates[n]; ok {
+			continue
+		}
+		if err := makeTemplate(e, n); err != nil {
 			return err
 		}
-		topic := "/sys/bench-prefill/thing/push/notify"
-		now := time.Now()
-		msgs := make([]store.Message, 0, prefillBatch)
-		for i := 0; i < n; i += prefillBatch {
-			msgs = msgs[:0]
-			for j := i; j < min(i+prefillBatch, n); j++ {
-				msgs = append(msgs, store.Message{ReceivedAt: now, Topic: topic, Payload: makePayload("prefill", j, now.UnixNano())})
-			}
-			if _, err := db.Append(msgs); err != nil {
-				db.Close()
-				return err
-			}
-		}
-		if err := db.Close(); err != nil {
-			return err
-		}
-		e.templates[n] = filepath.Join(dir, store.FileName)
-		st, _ := os.Stat(e.templates[n])
-		fmt.Printf("          %s records in %v, %.1f MB\n", num(float64(n), 0), time.Since(t0).Round(time.Millisecond), float64(st.Size())/1e6)
 	}
+	return nil
+}
+
+// makeTemplate prefills the template store of n records, e.templates[n].
+func makeTemplate(e *env, n int) error {
+	dir := filepath.Join(e.dir, "templates", fmt.Sprint(n))
+	fmt.Printf("[%6.1fs] prefilling a store with %s records\n", time.Since(e.started).Seconds(), num(float64(n), 0))
+	t0 := time.Now()
+	db, err := store.Open(dir, &store.Options{RetainRecords: n + 1, RetainBytes: 1 << 30, MaxSize: 1 << 30}) // 1M records take 237 MB
+	if err != nil {
+		return err
+	}
+	topic := "/sys/bench-prefill/thing/push/notify"
+	now := time.Now()
+	msgs := make([]store.Message, 0, prefillBatch)
+	for i := 0; i < n; i += prefillBatch {
+		msgs = msgs[:0]
+		for j := i; j < min(i+prefillBatch, n); j++ {
+			msgs = append(msgs, store.Message{ReceivedAt: now, Topic: topic, Payload: makePayload("prefill", j, now.UnixNano())})
+		}
+		if _, err := db.Append(msgs); err != nil {
+			db.Close()
+			return err
+		}
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	e.templates[n] = filepath.Join(dir, store.FileName)
+	st, _ := os.Stat(e.templates[n])
+	fmt.Printf("          %s records in %v, %.1f MB\n", num(float64(n), 0), time.Since(t0).Round(time.Millisecond), float64(st.Size())/1e6)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -126,6 +127,17 @@ func (e *env) newMosquittoSub(name string) *fileSubject {
 	s.argv = []string{mosquittoSubBin, "-h", "127.0.0.1", "-p", e.broker.port, "--cafile", e.pki.CAFile,
 		"-u", cloudUser, "-P", cloudPass, "-t", s.topicStr, "-q", "1", "-c", "-i", s.clientID}
 	return s
+}
+
+// relocate makes the subject write its file in dir (the wear section's
+// loop file system) instead of its own directory.
+func (s *fileSubject) relocate(dir string) {
+	s.out = filepath.Join(dir, filepath.Base(s.out))
+	for i, kv := range s.env {
+		if strings.HasPrefix(kv, "SEED_LOG=") {
+			s.env[i] = "SEED_LOG=" + s.out
+		}
+	}
 }
 
 func (s *fileSubject) kind() string {

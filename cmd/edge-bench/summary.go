@@ -20,6 +20,7 @@ var groups = []struct {
 	{"3. footprint", []string{"rss.idle", "rss.peak", "rss.oversize", "cpu.per10k", "startup", "size."}},
 	{"4. store scale", []string{"scale.", "bound."}},
 	{"5. sinks (the same backlog drain without a sink, with a file sink, with an exec sink)", []string{"sinks."}},
+	{"6. flash wear (bytes reaching the block device per message; each subject on its own loop ext4)", []string{"wear.agent.", "wear.agent0.", "wear.win.", "wear.fdatasync."}},
 }
 
 func groupOf(key string) int {
@@ -68,6 +69,7 @@ var methods = []string{
 	"Scale: stores prefilled through the store package, copied into the agent's data_dir (so in the page cache), drained into with retention above their size; bytes per message = file size ÷ inbox.total afterwards.",
 	"Oversize: messages far over max_message_size (the default 1 MiB; mosquitto's defaults let them through), binary, one TLS connection publishing QoS 1 at most two ahead of the agent's ingest.oversize; VmHWM once all are stored as markers, each checked (oversize, its size).",
 	"Sinks: the ingest section's backlog drain into three fresh agents, one after another in each run (each run starts with the next): no [[sink]], a file sink (the default line, one fsync per batch, verified to hold every message), an exec sink running /bin/cat per record (the payload on its stdin, its stdout /dev/null); ratio = drain rate with the sink ÷ without, same run. A sink's throughput: its status delivered ÷ (first stored → its cursor at the inbox's last seq), polled every 10 ms; it works beside the drain from the first commit on, and must end with failed and dropped 0.",
+	"Wear: each subject's data (the agent's data_dir, the baselines' output file) on a fresh 192 MiB ext4 (4 KiB blocks, inode tables and journal written at mkfs, mounted noatime like Raspberry Pi OS's root) on its own loop device; bytes = the device's sectors-written counter (/sys/block/loopN/stat) from just before the first publish to after the last message is stored and a syncfs; 150-byte messages paced from one publisher (flood: 1000 in flight). At 1/s and 10/s the subjects run side by side (each its own device), at 100/s the agents one by one with publish→stored timed as above, the baselines together. The old script appends without fsync and mosquitto_sub writes to a file: their bytes reach the device by the kernel's writeback or the final syncfs, and nothing they acknowledged is durable. Days = 300 × 32 GB ÷ (bytes per message × rate × 86,400). fdatasync: a 4 KiB overwrite of an allocated block + fdatasync every 10 ms on a fresh loop ext4.",
 	"MB = 10^6 bytes everywhere (RSS too); medians over runs; every published message is checked in the subject's store or file afterwards (a loss fails the bench).",
 }
 
@@ -112,6 +114,15 @@ func printReport(w io.Writer, e *env, took time.Duration) {
 			out = append(out, cells)
 		}
 		table(w, []string{"figure", "agent", "old script", "mosquitto_sub", "agent ÷ old script", "agent ÷ mosquitto_sub"}, out)
+	}
+
+	if e.sections["wear"] {
+		fmt.Fprintf(w, "\n### flash wear: bytes reaching the device per message (median (min–max))\n\n")
+		table(w, []string{"subject", "1/s", "10/s", "100/s", "flood", "bytes per commit at 100/s", "days to 300 × 32 GB at 10/s", "at 100/s"}, wearGrid(e))
+		if len(e.windows) > 0 {
+			fmt.Fprintf(w, "\n### commit_window at 100/s\n\n")
+			table(w, []string{"commit_window", "bytes per message", "messages per commit", "publish→stored p50", "p99", "target", "met?"}, wearWindowRows(e))
+		}
 	}
 
 	if len(e.noise) > 0 {
