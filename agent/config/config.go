@@ -33,8 +33,9 @@ type Config struct {
 	Rules     []rules.Spec // topics resolved ({device_id}, default notify_topic)
 	// Sinks are the [[sink]]s, defaults applied, {device_id} replaced in
 	// topics, format and topic, relative paths made absolute.
-	Sinks []sinks.Config
-	Store Store
+	Sinks   []sinks.Config
+	Store   Store
+	Metrics Metrics
 
 	warnings []string
 }

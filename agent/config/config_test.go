@@ -32,7 +32,8 @@ func TestDefaults(t *testing.T) {
 		HW:        HW{Backend: "periph"},
 		Relays: []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff, MaxOn: 0,
 			FeedbackTimeout: 500 * time.Millisecond, Offline: OfflineKeep, OfflineAfter: 5 * time.Minute}},
-		Store: Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 200 * time.Millisecond},
+		Store:   Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 200 * time.Millisecond},
+		Metrics: Metrics{Interval: time.Minute},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

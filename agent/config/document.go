@@ -29,6 +29,7 @@ type document struct {
 	Rules     []ruleSection    `toml:"rule"`
 	Sinks     []sinkSection    `toml:"sink"`
 	Store     storeSection     `toml:"store"`
+	Metrics   metricsSection   `toml:"metrics"`
 }
 
 type mqttSection struct {
@@ -200,6 +201,7 @@ func defaults() document {
 			MaxDBSize:     DefaultMaxDBSize,
 			CommitWindow:  DefaultCommitWindow,
 		},
+		Metrics: metricsSection{Interval: DefaultMetricsInterval},
 	}
 }
 
@@ -235,6 +237,7 @@ var specialKinds = map[string]valueKind{
 	"store.retain_bytes":     kindSize,
 	"store.max_db_size":      kindSize,
 	"store.commit_window":    kindDuration,
+	"metrics.interval":       kindDuration,
 }
 
 // schema maps every accepted dotted key, without array indexes
