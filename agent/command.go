@@ -114,6 +114,7 @@ type command struct {
 // cmdError is a command that cannot run, with the reply's error code. ID is
 // the command's id when it had a usable one, so the reply can carry it.
 type cmdError struct {
+	_       noEq // never compared: no equality function in the binary
 	ID      string
 	HasID   bool
 	Code    string

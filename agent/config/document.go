@@ -33,6 +33,7 @@ type document struct {
 }
 
 type mqttSection struct {
+	_                  noEq   // never compared: no equality function in the binary
 	Broker             string `toml:"broker"`
 	Username           string `toml:"username"`
 	Password           string `toml:"password"`
@@ -53,6 +54,7 @@ type mqttSection struct {
 }
 
 type bootstrapSection struct {
+	_              noEq   // never compared: no equality function in the binary
 	LoginURL       string `toml:"login_url"`
 	LoadBalanceURL string `toml:"load_balance_url"`
 	Username       string `toml:"username"`
@@ -73,6 +75,7 @@ type hwSection struct {
 }
 
 type ledsSection struct {
+	_         noEq   // never compared: no equality function in the binary
 	Status    string `toml:"status"`
 	Activity  string `toml:"activity"`
 	Fault     string `toml:"fault"`
@@ -80,6 +83,7 @@ type ledsSection struct {
 }
 
 type relaySection struct {
+	_         noEq   // never compared: no equality function in the binary
 	Name      string `toml:"name"`
 	Pin       string `toml:"pin"`
 	ActiveLow bool   `toml:"active_low"`
@@ -97,6 +101,7 @@ type relaySection struct {
 // inputSection is one [[input]]: a button or contact read from a GPIO line.
 // Pull and Debounce get their defaults in check, like the relay's keys.
 type inputSection struct {
+	_         noEq   // never compared: no equality function in the binary
 	Name      string `toml:"name"`
 	Pin       string `toml:"pin"`
 	Pull      string `toml:"pull"`
@@ -138,6 +143,7 @@ type sinkSection struct {
 }
 
 type storeSection struct {
+	_             noEq   // never compared: no equality function in the binary
 	RetainRecords int64  `toml:"retain_records"`
 	RetainBytes   string `toml:"retain_bytes"`
 	MaxDBSize     string `toml:"max_db_size"`

@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestMetricsSection(t *testing.T) {
 		check      func(*Config) string
 	}{
 		{"off by default", "", "", func(c *Config) string {
-			if c.Metrics != (Metrics{Interval: time.Minute}) {
+			if !reflect.DeepEqual(c.Metrics, Metrics{Interval: time.Minute}) {
 				return "metrics not off by default"
 			}
 			return ""

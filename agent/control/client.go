@@ -176,6 +176,7 @@ func lines(data []byte, atEOF bool) (int, []byte, error) {
 // renewing reads from c with a read deadline d from each read's start: the
 // deadline bounds the daemon's silence, not the whole answer.
 type renewing struct {
+	_   noEq // never compared: no equality function in the binary
 	c   net.Conn
 	d   time.Duration
 	got int64
