@@ -307,7 +307,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		}})
 	}
 	if mcfg.Textfile != "" || mcfg.TelemetryTopic != "" {
-		r := &reporter{m: ms, cfg: mcfg, db: d.db, queued: func() { replies.poke(); backlog() }, log: log}
+		r := &reporter{m: ms, cfg: mcfg, db: d.db, replies: replies, backlog: backlog, log: log}
 		d.parts = append(d.parts, part{"metrics", r.run})
 	}
 	if opts.Alive != nil {

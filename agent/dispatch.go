@@ -29,6 +29,7 @@ type indicator interface {
 
 // localRelayReq is a relay change asked for on the control socket.
 type localRelayReq struct {
+	_ noEq // never compared: no equality function in the binary
 	relayRequest
 	reply chan localRelayResult
 }
@@ -379,6 +380,7 @@ func (d *dispatcher) identify(ctx context.Context, seq uint64, cmd command) {
 }
 
 type relayParams struct {
+	_     noEq     // never compared: no equality function in the binary
 	Relay string   `json:"relay"`
 	On    *bool    `json:"on"`
 	For   duration `json:"for"`
@@ -454,6 +456,7 @@ func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) 
 // relayRequest is a relay change asked for by a command or on the control
 // socket.
 type relayRequest struct {
+	_      noEq // never compared: no equality function in the binary
 	name   string
 	on     bool
 	toggle bool          // flip it; on is ignored

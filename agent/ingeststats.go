@@ -73,6 +73,7 @@ type IngestStatus struct {
 
 // LatencyMS summarises latencies in milliseconds.
 type LatencyMS struct {
+	_   noEq    // never compared: no equality function in the binary
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`

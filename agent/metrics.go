@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +91,7 @@ var latencyBounds = [...]time.Duration{time.Millisecond, 2500 * time.Microsecond
 
 // metricsSource writes the exposition from the parts; it owns nothing.
 type metricsSource struct {
+	_      noEq
 	src    *statusSource
 	counts *counters
 	dbPath string
@@ -106,39 +106,39 @@ const (
 // scalars are the families of one unlabelled sample, in text's order; their
 // values come in the same order.
 var scalars = [...][3]string{
-	{"edge_agent_start_time_seconds", mg, "When the agent started, in seconds since the epoch."},
-	{"edge_agent_resident_memory_bytes", mg, "Resident set size of the agent's process."},
-	{"edge_agent_connected", mg, "1 while connected and subscribed to the broker."},
-	{"edge_agent_reconnects_total", mc, "Connections to the broker made after the first."},
-	{"edge_agent_messages_stored_total", mc, "Messages stored on disk (fsynced), then acknowledged."},
-	{"edge_agent_stored_bytes_total", mc, "Payload bytes of the messages stored."},
-	{"edge_agent_commits_total", mc, "Store commits that stored messages."},
-	{"edge_agent_messages_per_commit", mg, "Messages per commit since the agent started."},
-	{"edge_agent_oversize_total", mc, "Messages over max_message_size, stored as markers."},
-	{"edge_agent_refused_on_arrival_total", mc, "Possible commands refused as they arrived (retained, too large)."},
+	{"edge_agent_start_time_seconds", mg, "Start time, Unix seconds."},
+	{"edge_agent_resident_memory_bytes", mg, "Resident set size."},
+	{"edge_agent_connected", mg, "1 while connected to the broker."},
+	{"edge_agent_reconnects_total", mc, "Connections after the first."},
+	{"edge_agent_messages_stored_total", mc, "Messages stored (fsynced)."},
+	{"edge_agent_stored_bytes_total", mc, "Payload bytes stored."},
+	{"edge_agent_commits_total", mc, "Store commits of messages."},
+	{"edge_agent_messages_per_commit", mg, "Messages per commit."},
+	{"edge_agent_oversize_total", mc, "Messages over max_message_size."},
+	{"edge_agent_refused_on_arrival_total", mc, "Commands refused on arrival."},
 	{"edge_agent_inbox_records", mg, "Records in the inbox."},
-	{"edge_agent_inbox_pending", mg, "Inbox records not handled yet (commands waiting)."},
-	{"edge_agent_inbox_bytes", mg, "Topic and payload bytes in the inbox."},
-	{"edge_agent_outbox_pending", mg, "Replies, events and telemetry waiting for the broker."},
-	{"edge_agent_store_file_bytes", mg, "Size of the database file."},
+	{"edge_agent_inbox_pending", mg, "Commands not handled yet."},
+	{"edge_agent_inbox_bytes", mg, "Bytes in the inbox."},
+	{"edge_agent_outbox_pending", mg, "Entries waiting for the broker."},
+	{"edge_agent_store_file_bytes", mg, "Database file size."},
 	{"edge_agent_rule_matches_total", mc, "Messages a rule acted on."},
-	{"edge_agent_rule_unmatched_total", mc, "Messages on a rule's topic that no rule matched."},
-	{"edge_agent_watchdog_pings_total", mc, "WATCHDOG=1 pings sent to systemd."},
+	{"edge_agent_rule_unmatched_total", mc, "Messages on a rule topic no rule matched."},
+	{"edge_agent_watchdog_pings_total", mc, "Watchdog pings sent."},
 }
 
 // labelledFamilies are the counters' kinds: name, help, labels.
 var labelledFamilies = [...][4]string{
-	{"edge_agent_commands_total", "Commands handled, by method and result (ok or the error code).", "method", "result"},
-	{"edge_agent_relay_switches_total", "Relay switches, by relay and cause.", "relay", "cause"},
-	{"edge_agent_input_events_total", "Debounced input changes, by input.", "input"},
+	{"edge_agent_commands_total", "Commands by method and result.", "method", "result"},
+	{"edge_agent_relay_switches_total", "Relay switches by cause.", "relay", "cause"},
+	{"edge_agent_input_events_total", "Input changes.", "input"},
 }
 
 // sinkFamilies are each sink's numbers, in the order text reads them.
 var sinkFamilies = [...][3]string{
-	{"edge_agent_sink_lag", mg, "Records stored after the sink's cursor."},
-	{"edge_agent_sink_delivered_total", mc, "Records the sink delivered."},
+	{"edge_agent_sink_lag", mg, "Records after the sink cursor."},
+	{"edge_agent_sink_delivered_total", mc, "Records delivered."},
 	{"edge_agent_sink_failed_total", mc, "Failed delivery attempts."},
-	{"edge_agent_sink_dropped_total", mc, "Records retention dropped before the sink had them."},
+	{"edge_agent_sink_dropped_total", mc, "Records dropped by retention."},
 }
 
 // text is the Prometheus exposition (docs/design.md#metrics).
@@ -155,22 +155,23 @@ func (m *metricsSource) text() []byte {
 		float64(st.Inbox.Bytes), float64(st.Outbox.Pending), float64(size), float64(m.src.rules.matched.Load()),
 		float64(m.src.rules.unmatched.Load()), float64(m.counts.pings.Load())}
 	var t metrics.Text
-	t.Head("edge_agent_build_info", mg, "The running agent's version.")
+	t.Head("edge_agent_build_info", mg, "Version.")
 	t.Sample("edge_agent_build_info", 1, "version", st.Version)
 	for i, f := range scalars {
-		t.One(f[0], f[1], f[2], vals[i])
+		t.Head(f[0], f[1], f[2])
+		t.Sample(f[0], vals[i])
 	}
-	t.Head("edge_agent_state", mg, "1 for the state the status LED shows, 0 for the others.")
+	t.Head("edge_agent_state", mg, "1 for the state shown.")
 	for _, s := range led.States() {
 		t.Sample("edge_agent_state", b2f(s == st.State), "state", s)
 	}
 	if m.boot != nil {
-		t.Head("edge_agent_bootstrap_fetches_total", mc, "Credential fetches from the account service, by result.")
+		t.Head("edge_agent_bootstrap_fetches_total", mc, "Account service fetches.")
 		t.Sample("edge_agent_bootstrap_fetches_total", float64(m.boot.fetched.Load()), "result", "ok")
 		t.Sample("edge_agent_bootstrap_fetches_total", float64(m.boot.failed.Load()), "result", "error")
 	}
 	const lat = "edge_agent_stored_latency_seconds"
-	t.Head(lat, metrics.Histogram, "Receive to stored on disk, per message.")
+	t.Head(lat, metrics.Histogram, "Receive to stored.")
 	var cum uint64
 	for i, b := range latencyBounds {
 		cum += h.buckets[i]
@@ -188,16 +189,12 @@ func (m *metricsSource) text() []byte {
 	c.mu.Lock()
 	for kind, f := range labelledFamilies {
 		t.Head(f[0], mc, f[1])
-		keys := make([]string, 0, len(c.n[kind]))
-		for k := range c.n[kind] {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		// In map order: the text format does not order samples.
+		for k, n := range c.n[kind] {
 			a, b, _ := strings.Cut(k, "\x00")
 			// The third label name is "" for one label: Sample stops at
 			// the pair it lacks.
-			t.Sample(f[0], float64(c.n[kind][k]), f[2], a, f[3], b)
+			t.Sample(f[0], float64(n), f[2], a, f[3], b)
 		}
 	}
 	c.mu.Unlock()
@@ -236,11 +233,12 @@ type telemetry struct {
 // reporter is the [metrics] loop: every interval it rewrites the textfile
 // and queues a telemetry summary. It runs only when one of them is on.
 type reporter struct {
-	m      *metricsSource
-	cfg    config.Metrics
-	db     *store.DB
-	queued func() // rings the session's publisher and health's backlog
-	log    *slog.Logger
+	m       *metricsSource
+	cfg     config.Metrics
+	db      *store.DB
+	replies wake   // the session's publisher: a summary is queued
+	backlog func() // health: the outbox changed
+	log     *slog.Logger
 }
 
 func (r *reporter) run(ctx context.Context) {
@@ -272,7 +270,8 @@ func (r *reporter) run(ctx context.Context) {
 			if err := r.db.ReplaceTelemetry(store.OutMsg{Topic: r.cfg.TelemetryTopic, Payload: b}); err != nil {
 				r.log.Warn("telemetry summary not queued; the next interval tries again", "err", err)
 			} else {
-				r.queued()
+				r.replies.poke()
+				r.backlog()
 			}
 		}
 		select {

@@ -14,8 +14,8 @@ import (
 // no listening socket; each key adds exactly its part.
 func TestMetricsOffAddsNothing(t *testing.T) {
 	for _, tc := range []struct {
-		extra string
-		parts []string
+		extra  string
+		parts  []string
 		scrape bool
 	}{
 		{"", nil, false},

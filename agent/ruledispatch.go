@@ -14,6 +14,7 @@ import (
 // and the ones on a rule's topic that no rule matched. The dispatcher
 // writes, status reads.
 type ruleStats struct {
+	_                  noEq // never compared: no equality function in the binary
 	matched, unmatched atomic.Uint64
 }
 

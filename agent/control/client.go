@@ -40,6 +40,7 @@ type Timeouts struct {
 
 // NoAnswerError is a daemon that did not answer in time.
 type NoAnswerError struct {
+	_      noEq // never compared: no equality function in the binary
 	Socket string
 	After  time.Duration
 	Stream bool // it had begun to answer

@@ -72,6 +72,7 @@ type Reply struct {
 // RelayApplied is the state a relay.set request put the relay in: max_on
 // may have cut the deadline short of what was asked.
 type RelayApplied struct {
+	_     noEq       // never compared: no equality function in the binary
 	On    bool       `json:"on"`
 	Since time.Time  `json:"since"`
 	Until *time.Time `json:"until,omitempty"` // when it switches off by itself

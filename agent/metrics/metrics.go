@@ -64,14 +64,6 @@ func (t *Text) Sample(name string, v float64, labels ...string) {
 	t.b = append(strconv.AppendFloat(append(b, ' '), v, 'g', -1, 64), '\n')
 }
 
-// One is a family of one sample without labels.
-//
-//go:noinline
-func (t *Text) One(name, typ, help string, v float64) {
-	t.Head(name, typ, help)
-	t.Sample(name, v)
-}
-
 // Bytes is the exposition so far.
 func (t *Text) Bytes() []byte { return t.b }
 

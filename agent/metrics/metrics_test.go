@@ -33,7 +33,8 @@ func parse(t *testing.T, b []byte) map[string]string {
 
 func TestTextParses(t *testing.T) {
 	var x Text
-	x.One("a_total", Counter, "What a counts.", 3)
+	x.Head("a_total", Counter, "What a counts.")
+	x.Sample("a_total", 3)
 	x.Head("b", Gauge, "Per relay.")
 	x.Sample("b", 1, "relay", `we"ird\name`+"\n", "cause", "for")
 	x.Sample("b", 0.25, "relay", "pump", "", "ignored")
@@ -128,7 +129,8 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var x Text
-	x.One("up", Gauge, "Up.", 1)
+	x.Head("up", Gauge, "Up.")
+	x.Sample("up", 1)
 	done := make(chan struct{})
 	go func() { defer close(done); Serve(ln, x.Bytes) }()
 	base := "http://" + ln.Addr().String()
