@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"sort"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/edge-agent/edge-agent/agent/backoff"
 	"github.com/edge-agent/edge-agent/agent/config"
 	"github.com/edge-agent/edge-agent/agent/control"
+	"github.com/edge-agent/edge-agent/agent/metrics"
 	"github.com/edge-agent/edge-agent/agent/rules"
 	"github.com/edge-agent/edge-agent/agent/sinks"
 	"github.com/edge-agent/edge-agent/hw/led"
@@ -94,6 +96,7 @@ type Daemon struct {
 	acts   *controlActions
 	parts  []part
 	beats  map[string]*heartbeat // the loops the watchdog watches, by part
+	scrape net.Listener          // metrics.listen; nil = off
 }
 
 // part is one long-running piece of the daemon: run returns once ctx ends
@@ -268,10 +271,13 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		relayCfg:  relayCfg, relayNames: relayNames, inputs: cfg.Inputs, inputCh: inputCh, inputState: inputState,
 		faults: faults, faultLED: d.panel.SetFault, eventTopic: cfg.MQTT.EventTopic, eventSeq: eventSeq, link: link,
 		offline: offlinePolicy{connected: h.isConnected, since: offlineSince(recorded, bootNow), done: map[string]bool{}},
+		counts:  &counters{},
 	}
+	ms := &metricsSource{src: src, counts: disp.counts, dbPath: d.db.Path()}
+	ms.boot, _ = creds.(*bootstrapCreds)
 
 	d.acts = &controlActions{disp: disp, panel: d.panel, db: d.db, feed: stored, sinks: sinkSet, stopping: make(chan struct{}),
-		simInput: simInputFunc(cfg, backend)}
+		simInput: simInputFunc(cfg, backend), metrics: ms.text}
 	if d.ctl, err = control.Listen(cfg.DataDir, d.db, func() any { return src.build() }, d.acts, log); err != nil {
 		return nil, err
 	}
@@ -287,6 +293,23 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		{"sinks", sinkSet.Run},
 		{"control", func(ctx context.Context) { <-ctx.Done(); d.acts.stop(); d.ctl.Close() }},
 	}
+	// [metrics]: nothing runs and nothing listens unless it is configured.
+	mcfg := cfg.Metrics
+	if mcfg.Listen != "" {
+		if d.scrape, err = net.Listen("tcp", mcfg.Listen); err != nil {
+			return nil, fmt.Errorf("metrics.listen: %w (is another program on that port?)", err)
+		}
+		ln := d.scrape
+		d.parts = append(d.parts, part{"metrics-http", func(ctx context.Context) {
+			stop := context.AfterFunc(ctx, func() { ln.Close() })
+			defer stop()
+			metrics.Serve(ln, ms.text)
+		}})
+	}
+	if mcfg.Textfile != "" || mcfg.TelemetryTopic != "" {
+		r := &reporter{m: ms, cfg: mcfg, db: d.db, replies: replies, backlog: backlog, log: log}
+		d.parts = append(d.parts, part{"metrics", r.run})
+	}
 	if opts.Alive != nil {
 		every := opts.AliveEvery
 		if every <= 0 {
@@ -296,7 +319,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		for _, b := range d.beats {
 			beats = append(beats, b)
 		}
-		d.parts = append(d.parts, part{"watchdog", func(ctx context.Context) { watchdog(ctx, every, stuckAfter, opts.Alive, beats...) }})
+		alive := func() { disp.counts.pings.Add(1); opts.Alive() }
+		d.parts = append(d.parts, part{"watchdog", func(ctx context.Context) { watchdog(ctx, every, stuckAfter, alive, beats...) }})
 	}
 	return d, nil
 }
@@ -351,6 +375,9 @@ func (d *Daemon) close() error {
 	if d.ctl != nil {
 		d.ctl.Close()
 	}
+	if d.scrape != nil {
+		d.scrape.Close()
+	}
 	if d.panel != nil {
 		d.panel.Close()
 	}
@@ -375,6 +402,7 @@ type controlActions struct {
 	feed     *feed
 	sinks    *sinks.Manager
 	simInput func(name string, active bool) error
+	metrics  func() []byte
 	stopping chan struct{}
 	once     sync.Once
 }
@@ -446,6 +474,8 @@ func (a *controlActions) Follow(stop <-chan struct{}, after uint64, fn func(stor
 }
 
 func (a *controlActions) RewindSink(name string, seq uint64) error { return a.sinks.Rewind(name, seq) }
+
+func (a *controlActions) Metrics() []byte { return a.metrics() }
 
 func (a *controlActions) SimInput(name string, active bool) error { return a.simInput(name, active) }
 

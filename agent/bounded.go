@@ -26,6 +26,7 @@ func clip(s string) string {
 // logLimiter allows a few log lines a second, so a flood of refused
 // messages does not flood the journal (the store keeps each of them).
 type logLimiter struct {
+	_      noEq // never compared: no equality function in the binary
 	last   time.Time
 	tokens float64
 }

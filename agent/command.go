@@ -114,6 +114,7 @@ type command struct {
 // cmdError is a command that cannot run, with the reply's error code. ID is
 // the command's id when it had a usable one, so the reply can carry it.
 type cmdError struct {
+	_       noEq // never compared: no equality function in the binary
 	ID      string
 	HasID   bool
 	Code    string
@@ -308,6 +309,7 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 
 // reply is the JSON a command gets back.
 type reply struct {
+	_      noEq        // never compared: no equality function in the binary
 	ID     *string     `json:"id"` // null when the command had no usable id
 	OK     bool        `json:"ok"`
 	Result any         `json:"result,omitempty"`
@@ -315,6 +317,7 @@ type reply struct {
 }
 
 type replyError struct {
+	_       noEq   // never compared: no equality function in the binary
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }

@@ -112,6 +112,7 @@ func ShowConfigState(ctx context.Context, path, problems string, opts Options) e
 // configStateActions are the control socket's actions in the config state:
 // the LEDs only.
 type configStateActions struct {
+	_        noEq // never compared: no equality function in the binary
 	panel    *led.Panel
 	refused  error
 	stopping chan struct{}

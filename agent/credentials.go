@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -157,6 +158,8 @@ type bootstrapCreds struct {
 
 	cur   *bootstrap.Credentials
 	stale bool // the broker refused cur
+
+	fetched, failed atomic.Uint64 // fetches from the service, for metrics
 }
 
 // expiryMargin: refresh this long before the credentials say they expire.
@@ -199,8 +202,10 @@ func (b *bootstrapCreds) fetch(ctx context.Context) error {
 	b.reloadPassword()
 	c, err := b.svc.Fetch(ctx)
 	if err != nil {
+		b.failed.Add(1)
 		return err
 	}
+	b.fetched.Add(1)
 	b.cur, b.stale = &c, false
 	if raw, err := c.MarshalBinary(); err != nil {
 		b.log.Error("encode credentials for the cache", "err", err)

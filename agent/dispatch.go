@@ -29,6 +29,7 @@ type indicator interface {
 
 // localRelayReq is a relay change asked for on the control socket.
 type localRelayReq struct {
+	_ noEq // never compared: no equality function in the binary
 	relayRequest
 	reply chan localRelayResult
 }
@@ -72,6 +73,9 @@ type dispatcher struct {
 	unmatchedLog logLimiter
 
 	beat heartbeat // see writer.beat
+
+	counts *counters // relay switches, commands, input changes; nil = none
+	method string    // the command being handled, bounded (methodLabel); "" = none
 
 	// Inputs, events, feedback and the offline policy.
 	relayCfg   map[string]config.Relay // by name
@@ -207,6 +211,7 @@ func (d *dispatcher) outbox(payload []byte) []store.OutMsg {
 
 // finish records a command's final reply and queues it.
 func (d *dispatcher) finish(ctx context.Context, seq uint64, id string, payload []byte) {
+	d.commandDone(payload)
 	c := store.Change{Handled: []uint64{seq}, Outbox: d.outbox(payload)}
 	if id != "" {
 		c.Command = &store.CommandChange{ID: id, Command: store.Command{Seq: seq, Done: true, Reply: payload}}
@@ -215,6 +220,7 @@ func (d *dispatcher) finish(ctx context.Context, seq uint64, id string, payload 
 }
 
 func (d *dispatcher) handle(ctx context.Context, seq uint64) {
+	d.method = "invalid"
 	rec, err := d.db.Get(seq)
 	if err != nil {
 		d.log.Error("read pending record", "seq", seq, "err", err)
@@ -269,6 +275,7 @@ func (d *dispatcher) handle(ctx context.Context, seq uint64) {
 		d.resend(ctx, seq, cmd.ID, prev)
 		return
 	}
+	d.method = methodLabel(cmd.Method)
 	if !cmd.ExpiresAt.IsZero() && !d.now().Before(cmd.ExpiresAt) {
 		d.log.Warn("command expired", "seq", seq, "id", cmd.ID, "expires_at", cmd.ExpiresAt)
 		d.finish(ctx, seq, cmd.ID, errorReply(&cmdError{ID: cmd.ID, HasID: true, Code: codeExpired,
@@ -330,6 +337,7 @@ func (d *dispatcher) resend(ctx context.Context, seq uint64, id string, prev sto
 	} else {
 		d.log.Warn("command was interrupted by a restart after it acted; finishing it without acting again", "seq", seq, "id", id)
 	}
+	d.counts.add(countCommand, d.method, "duplicate")
 	handled := []uint64{seq}
 	if prev.Seq != seq {
 		handled = append(handled, prev.Seq)
@@ -372,6 +380,7 @@ func (d *dispatcher) identify(ctx context.Context, seq uint64, cmd command) {
 }
 
 type relayParams struct {
+	_     noEq     // never compared: no equality function in the binary
 	Relay string   `json:"relay"`
 	On    *bool    `json:"on"`
 	For   duration `json:"for"`
@@ -429,7 +438,7 @@ func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) 
 			Command: &store.CommandChange{ID: cmd.ID, Command: store.Command{Seq: seq, Done: true, Reply: errorReply(ce)}},
 		}
 	}
-	if done, ce := d.driveRelay(ctx, req.name, cur, st, started, failed); !done || ce != nil {
+	if done, ce := d.driveRelay(ctx, req.name, causeCommand, cur, st, started, failed); !done || ce != nil {
 		return
 	}
 	d.log.Info("relay switched", "relay", p.Relay, "on", st.On, "until", st.Deadline, "id", cmd.ID)
@@ -447,6 +456,7 @@ func (d *dispatcher) relayCommand(ctx context.Context, seq uint64, cmd command) 
 // relayRequest is a relay change asked for by a command or on the control
 // socket.
 type relayRequest struct {
+	_      noEq // never compared: no equality function in the binary
 	name   string
 	on     bool
 	toggle bool          // flip it; on is ignored
@@ -485,13 +495,14 @@ func (d *dispatcher) planRelay(req relayRequest) (cur, next relay.State, ce *cmd
 // relay moves; if the line cannot be driven, the old state is recorded
 // back, together with what failed(ce) adds, and ce says why. done is false
 // only when ctx ended before the first record was on disk (nothing moved).
-func (d *dispatcher) driveRelay(ctx context.Context, name string, cur, next relay.State,
+func (d *dispatcher) driveRelay(ctx context.Context, name, cause string, cur, next relay.State,
 	started *store.CommandChange, failed func(*cmdError) store.Change) (done bool, ce *cmdError) {
 	if !d.apply(ctx, store.Change{Relays: map[string]store.RelayState{name: store.RelayState(next)}, Command: started}) {
 		return false, nil
 	}
 	err := d.bank.Drive(name, next)
 	if err == nil {
+		d.switched(name, cause, cur.On, next.On)
 		return true, nil
 	}
 	d.log.Error("relay did not switch", "relay", name, "err", err)
@@ -512,7 +523,7 @@ func (d *dispatcher) setLocal(ctx context.Context, req relayRequest) (relay.Stat
 	if ce != nil {
 		return st, errors.New(ce.Message)
 	}
-	done, ce := d.driveRelay(ctx, req.name, cur, st, nil, nil)
+	done, ce := d.driveRelay(ctx, req.name, causeLocal, cur, st, nil, nil)
 	if ce != nil {
 		return st, errors.New(ce.Message)
 	}
@@ -549,6 +560,7 @@ func (d *dispatcher) expireDeadlines(ctx context.Context) {
 		if rc := d.relayCfg[name]; rc.MaxOn > 0 && at.Equal(cur.Since.Add(rc.MaxOn)) {
 			cause = causeMaxOn
 		}
+		d.switched(name, cause, cur.On, false)
 		d.log.Info("relay switched off at its deadline", "relay", name, "deadline", at, "cause", cause)
 		var c store.Change
 		d.relaySwitchedEvent(&c, name, false, now, cause, "")
@@ -566,6 +578,7 @@ func (d *dispatcher) expireDeadlines(ctx context.Context) {
 func (d *dispatcher) onInput(ctx context.Context, c inputChange, deferToggle bool) {
 	in := d.inputs[c.input]
 	d.inputState.set(in.Name, InputStatus{Active: c.active, Since: c.at.UTC()})
+	d.counts.add(countInput, in.Name, "")
 	d.log.Info("input", "input", in.Name, "active", c.active, "at", c.at)
 	var ch store.Change
 	d.addEvent(&ch, func(seq uint64) any {
@@ -601,7 +614,7 @@ func (d *dispatcher) toggleByInput(ctx context.Context, in config.Input) {
 		d.log.Warn("input press did not toggle its relay", "input", in.Name, "relay", in.Toggles, "code", ce.Code, "reason", ce.Message)
 		return
 	}
-	done, ce := d.driveRelay(ctx, in.Toggles, cur, st, nil, nil)
+	done, ce := d.driveRelay(ctx, in.Toggles, causeInput, cur, st, nil, nil)
 	if !done || ce != nil {
 		return
 	}

@@ -20,6 +20,7 @@ const (
 // (docs/design.md#events). Seq counts every event the agent has made, across
 // restarts, so a receiver sees order and gaps.
 type inputEvent struct {
+	_      noEq   // never compared: no equality function in the binary
 	Input  string `json:"input"`
 	Active bool   `json:"active"`
 	At     string `json:"at"`
@@ -27,6 +28,7 @@ type inputEvent struct {
 }
 
 type relayEvent struct {
+	_     noEq   // never compared: no equality function in the binary
 	Relay string `json:"relay"`
 	On    bool   `json:"on"`
 	At    string `json:"at"`

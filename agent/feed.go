@@ -7,6 +7,7 @@ import "sync"
 // before it reads the store and waits on it after, so no commit between
 // the two goes unnoticed. Ringing never blocks the writer.
 type feed struct {
+	_  noEq // never compared: no equality function in the binary
 	mu sync.Mutex
 	ch chan struct{}
 }

@@ -31,6 +31,7 @@ type health struct {
 	broker    string    // where the session connects (bootstrap can change it)
 	connErr   string    // the last connection error, free of secrets
 	backlog   int       // pending commands and unacknowledged replies
+	connects  int       // connections made since the start, for metrics
 
 	shown   string               // the state last pushed to onState
 	onState []func(state string) // called, outside the lock, when the state changes
@@ -104,6 +105,7 @@ func (h *health) setConnected(now time.Time) {
 	h.update(func() {
 		if !h.connected {
 			h.since = now
+			h.connects++
 		}
 		h.connected, h.connErr = true, ""
 		h.set(led.StateAuth+".broker", "")
@@ -217,4 +219,12 @@ func (h *health) snapshot() healthSnapshot {
 		s.LastError = h.connErr
 	}
 	return s
+}
+
+// reconnects is how many connections the session made after the first.
+func (h *health) reconnects() int {
+	h.mu.Lock()
+	n := max(h.connects, 1) - 1
+	h.mu.Unlock()
+	return n
 }

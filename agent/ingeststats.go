@@ -18,6 +18,7 @@ const latencyWindow = 1000
 // sender waits for its acknowledgement. The writer writes, status reads; a
 // mutex, as in health, because reads come at arbitrary times.
 type ingestStats struct {
+	_         noEq // never compared: no equality function in the binary
 	mu        sync.Mutex
 	commits   uint64
 	messages  uint64    // stored by this process: stored_since_start
@@ -25,6 +26,7 @@ type ingestStats struct {
 	oversize  uint64    // stored as markers: larger than max_message_size
 	refused   uint64    // possible commands refused on arrival (retained, too large)
 	ring      [latencyWindow]time.Duration
+	hist      latencyHistogram
 	next      int // where the next latency goes
 	filled    int // how many of ring hold a latency
 }
@@ -44,6 +46,7 @@ func (s *ingestStats) noteCommit(done time.Time, batch []inbound) {
 			s.refused++
 		}
 		s.ring[s.next] = done.Sub(in.msg.ReceivedAt)
+		s.hist.note(s.ring[s.next], len(in.msg.Payload))
 		s.next = (s.next + 1) % latencyWindow
 		s.filled = min(s.filled+1, latencyWindow)
 	}
@@ -51,6 +54,7 @@ func (s *ingestStats) noteCommit(done time.Time, batch []inbound) {
 
 // IngestStatus is the status document's "ingest" object.
 type IngestStatus struct {
+	_        noEq   // never compared: no equality function in the binary
 	Commits  uint64 `json:"commits"`  // store commits since start
 	Messages uint64 `json:"messages"` // messages those commits stored
 	// PerCommit is Messages/Commits: about 1 at a trickle, hundreds while
@@ -69,6 +73,7 @@ type IngestStatus struct {
 
 // LatencyMS summarises latencies in milliseconds.
 type LatencyMS struct {
+	_   noEq    // never compared: no equality function in the binary
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
@@ -103,3 +108,32 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Round(time.Microsecond)) / 1e6 }
+
+// latencyHistogram is every stored message's latency since the start, in
+// latencyBounds' buckets (not cumulative), for edge_agent_stored_latency_seconds.
+type latencyHistogram struct {
+	buckets [len(latencyBounds)]uint64 // the last bucket's excess is n minus their sum
+	n       uint64
+	sum     time.Duration
+	bytes   uint64 // payload bytes stored
+}
+
+func (h *latencyHistogram) note(d time.Duration, size int) {
+	h.n++
+	h.sum += d
+	h.bytes += uint64(size)
+	for i, b := range latencyBounds {
+		if d <= b {
+			h.buckets[i]++
+			return
+		}
+	}
+}
+
+// histogram is a copy of the latency histogram.
+func (s *ingestStats) histogram() latencyHistogram {
+	s.mu.Lock()
+	h := s.hist
+	s.mu.Unlock()
+	return h
+}

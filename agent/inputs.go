@@ -127,6 +127,7 @@ func send(ctx context.Context, out chan<- inputChange, c inputChange) bool {
 
 // InputStatus is one input's state in the status document.
 type InputStatus struct {
+	_      noEq      // never compared: no equality function in the binary
 	Active bool      `json:"active"`
 	Since  time.Time `json:"since"`
 }

@@ -14,6 +14,7 @@ import (
 // and the ones on a rule's topic that no rule matched. The dispatcher
 // writes, status reads.
 type ruleStats struct {
+	_                  noEq // never compared: no equality function in the binary
 	matched, unmatched atomic.Uint64
 }
 
@@ -27,6 +28,7 @@ type RulesStatus struct {
 // at-most-once key, so a redelivered message is answered the same way
 // without acting again.
 type ruleResult struct {
+	_       noEq   // never compared: no equality function in the binary
 	Code    int    `json:"code"`
 	Message string `json:"message,omitempty"`
 	Relay   string `json:"relay,omitempty"`
@@ -126,7 +128,7 @@ func (d *dispatcher) ruleAction(ctx context.Context, seq uint64, o rules.Outcome
 	// it never acts twice. A hardware failure records its own answer.
 	started := &store.CommandChange{ID: key, Command: store.Command{Seq: seq, Done: true, Reply: r.encode()}}
 	var failed ruleResult
-	done, hw := d.driveRelay(ctx, a.Relay, cur, st, started, func(ce *cmdError) store.Change {
+	done, hw := d.driveRelay(ctx, a.Relay, causeRule, cur, st, started, func(ce *cmdError) store.Change {
 		failed = ruleResult{Code: rules.CodeHardware, Message: ce.Message}
 		return store.Change{Command: &store.CommandChange{ID: key, Command: store.Command{Seq: seq, Done: true, Reply: failed.encode()}}}
 	})

@@ -35,6 +35,7 @@ type sessionConfig struct {
 // endpoint is where and as whom one connection attempt connects (secrets
 // included, so it is never logged whole).
 type endpoint struct {
+	_         noEq        // never compared: no equality function in the binary
 	BrokerURL string      // "tls://host:port" or "tcp://host:port"
 	TLS       *tls.Config // nil for a plaintext broker
 	Username  string

@@ -53,6 +53,7 @@ type OutboxStatus struct {
 
 // RelayStatus is one relay's state.
 type RelayStatus struct {
+	_     noEq       // never compared: no equality function in the binary
 	On    bool       `json:"on"`
 	Since time.Time  `json:"since"`
 	Until *time.Time `json:"until,omitempty"` // when it switches off by itself

@@ -61,6 +61,7 @@ func (l *loader) check() {
 	l.checkRules(c)
 	l.checkSinks(c)
 	l.checkStore(c)
+	l.checkMetrics(c)
 }
 
 // checkRules checks each [[rule]]: a unique name, a good filter and paths,

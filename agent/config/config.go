@@ -33,14 +33,16 @@ type Config struct {
 	Rules     []rules.Spec // topics resolved ({device_id}, default notify_topic)
 	// Sinks are the [[sink]]s, defaults applied, {device_id} replaced in
 	// topics, format and topic, relative paths made absolute.
-	Sinks []sinks.Config
-	Store Store
+	Sinks   []sinks.Config
+	Store   Store
+	Metrics Metrics
 
 	warnings []string
 }
 
 // MQTT is the [mqtt] section.
 type MQTT struct {
+	_ noEq // never compared: no equality function in the binary
 	// Broker is the zero Broker when bootstrap.login_url is set and the
 	// account service is to supply the address.
 	Broker             Broker
@@ -69,6 +71,7 @@ type MQTT struct {
 // the account service. Either all of LoginURL, LoadBalanceURL, Username and
 // a password are set, or none.
 type Bootstrap struct {
+	_              noEq   // never compared: no equality function in the binary
 	LoginURL       string // carries appSecret in its query: secret, never log it
 	LoadBalanceURL string
 	Username       string
@@ -98,6 +101,7 @@ const (
 
 // LEDs is the [leds] section; "" means the LED is absent.
 type LEDs struct {
+	_         noEq // never compared: no equality function in the binary
 	Status    string
 	Activity  string
 	Fault     string
@@ -106,6 +110,7 @@ type LEDs struct {
 
 // Relay is one [[relay]] entry.
 type Relay struct {
+	_         noEq // never compared: no equality function in the binary
 	Name      string
 	Pin       string
 	ActiveLow bool
@@ -130,6 +135,7 @@ const (
 
 // Input is one [[input]] entry: a GPIO line read with edge detection.
 type Input struct {
+	_         noEq // never compared: no equality function in the binary
 	Name      string
 	Pin       string
 	Pull      string // PullUp, PullDown or PullNone
@@ -147,6 +153,7 @@ const (
 
 // Store is the [store] section: how much the message store keeps.
 type Store struct {
+	_             noEq  // never compared: no equality function in the binary
 	RetainRecords int   // inbox records kept, ≥ 1
 	RetainBytes   int64 // payload bytes kept, < MaxDBSize/2
 	MaxDBSize     int64 // bbolt file size limit

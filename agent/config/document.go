@@ -29,9 +29,11 @@ type document struct {
 	Rules     []ruleSection    `toml:"rule"`
 	Sinks     []sinkSection    `toml:"sink"`
 	Store     storeSection     `toml:"store"`
+	Metrics   metricsSection   `toml:"metrics"`
 }
 
 type mqttSection struct {
+	_                  noEq   // never compared: no equality function in the binary
 	Broker             string `toml:"broker"`
 	Username           string `toml:"username"`
 	Password           string `toml:"password"`
@@ -52,6 +54,7 @@ type mqttSection struct {
 }
 
 type bootstrapSection struct {
+	_              noEq   // never compared: no equality function in the binary
 	LoginURL       string `toml:"login_url"`
 	LoadBalanceURL string `toml:"load_balance_url"`
 	Username       string `toml:"username"`
@@ -72,6 +75,7 @@ type hwSection struct {
 }
 
 type ledsSection struct {
+	_         noEq   // never compared: no equality function in the binary
 	Status    string `toml:"status"`
 	Activity  string `toml:"activity"`
 	Fault     string `toml:"fault"`
@@ -79,6 +83,7 @@ type ledsSection struct {
 }
 
 type relaySection struct {
+	_         noEq   // never compared: no equality function in the binary
 	Name      string `toml:"name"`
 	Pin       string `toml:"pin"`
 	ActiveLow bool   `toml:"active_low"`
@@ -96,6 +101,7 @@ type relaySection struct {
 // inputSection is one [[input]]: a button or contact read from a GPIO line.
 // Pull and Debounce get their defaults in check, like the relay's keys.
 type inputSection struct {
+	_         noEq   // never compared: no equality function in the binary
 	Name      string `toml:"name"`
 	Pin       string `toml:"pin"`
 	Pull      string `toml:"pull"`
@@ -137,6 +143,7 @@ type sinkSection struct {
 }
 
 type storeSection struct {
+	_             noEq   // never compared: no equality function in the binary
 	RetainRecords int64  `toml:"retain_records"`
 	RetainBytes   string `toml:"retain_bytes"`
 	MaxDBSize     string `toml:"max_db_size"`
@@ -200,6 +207,7 @@ func defaults() document {
 			MaxDBSize:     DefaultMaxDBSize,
 			CommitWindow:  DefaultCommitWindow,
 		},
+		Metrics: metricsSection{Interval: DefaultMetricsInterval},
 	}
 }
 
@@ -235,6 +243,7 @@ var specialKinds = map[string]valueKind{
 	"store.retain_bytes":     kindSize,
 	"store.max_db_size":      kindSize,
 	"store.commit_window":    kindDuration,
+	"metrics.interval":       kindDuration,
 }
 
 // schema maps every accepted dotted key, without array indexes

@@ -76,6 +76,7 @@ func TestExampleParses(t *testing.T) {
 		Bootstrap: Bootstrap{RefreshInterval: DefaultRefreshInterval},
 		HW:        HW{Backend: BackendPeriph},
 		Store:     Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 200 * time.Millisecond},
+		Metrics:   Metrics{Interval: time.Minute},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("example:\n got %+v\nwant %+v", got, want)
@@ -213,6 +214,7 @@ func TestSchemaMatchesDecoder(t *testing.T) {
 		"hw.backend",
 		"input.active_low", "input.debounce", "input.name", "input.pin", "input.pull", "input.toggles",
 		"leds.active_low", "leds.activity", "leds.fault", "leds.status",
+		"metrics.allow_remote", "metrics.interval", "metrics.listen", "metrics.telemetry_topic", "metrics.textfile",
 		"mqtt.allow_plaintext", "mqtt.broker", "mqtt.ca_file", "mqtt.cert_file", "mqtt.client_id", "mqtt.event_topic", "mqtt.insecure_skip_verify",
 		"mqtt.keepalive", "mqtt.key_file", "mqtt.max_message_size", "mqtt.notify_topic", "mqtt.password", "mqtt.password_file", "mqtt.reply_topic",
 		"mqtt.server_name", "mqtt.status_topic", "mqtt.username",

@@ -9,6 +9,7 @@ import (
 
 // keyPos is where a key (or table header) sits in the file.
 type keyPos struct {
+	_       noEq // never compared: no equality function in the binary
 	header  bool // a [table] header (not [[array]], not a key = value)
 	line    int  // line of the key or header
 	valLine int  // line and column of a scalar value; 0 otherwise

@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -44,7 +45,7 @@ hw = 1
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
-		if *got != c.want {
+		if !reflect.DeepEqual(*got, c.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.name, *got, c.want)
 		}
 	}

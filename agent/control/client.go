@@ -40,6 +40,7 @@ type Timeouts struct {
 
 // NoAnswerError is a daemon that did not answer in time.
 type NoAnswerError struct {
+	_      noEq // never compared: no equality function in the binary
 	Socket string
 	After  time.Duration
 	Stream bool // it had begun to answer
@@ -176,6 +177,7 @@ func lines(data []byte, atEOF bool) (int, []byte, error) {
 // renewing reads from c with a read deadline d from each read's start: the
 // deadline bounds the daemon's silence, not the whole answer.
 type renewing struct {
+	_   noEq // never compared: no equality function in the binary
 	c   net.Conn
 	d   time.Duration
 	got int64

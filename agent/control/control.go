@@ -35,6 +35,7 @@ const (
 	CmdInboxFollow = "inbox.follow" // records from Seq (0: only new ones) as they are stored, until the client goes
 	CmdSinkRewind  = "sink.rewind"  // Name, Seq: the sink delivers again from Seq
 	CmdSimInput    = "sim.input"    // Name, On: the sim board's input is driven active (On) or inactive
+	CmdMetrics     = "metrics"      // the Prometheus text exposition, in Text
 )
 
 // MaxIdentify bounds how long led identify blinks: a longer blink hides the
@@ -43,6 +44,7 @@ const MaxIdentify = time.Hour
 
 // Request is one line from a client.
 type Request struct {
+	_     noEq   // never compared: no equality function in the binary
 	Cmd   string `json:"cmd"`
 	Seq   uint64 `json:"seq,omitempty"`
 	N     int    `json:"n,omitempty"`
@@ -58,6 +60,7 @@ type Reply struct {
 	Status json.RawMessage `json:"status,omitempty"`
 	Record *Record         `json:"record,omitempty"`
 	State  string          `json:"state,omitempty"` // led.test: the pattern now playing
+	Text   string          `json:"text,omitempty"`  // metrics: the exposition
 	Relay  *RelayApplied   `json:"relay,omitempty"` // relay.set: what was applied
 	// Heartbeat keeps an idle stream (inbox.follow) alive: the client's
 	// read deadline is renewed, and a client that went away is noticed.
@@ -69,6 +72,7 @@ type Reply struct {
 // RelayApplied is the state a relay.set request put the relay in: max_on
 // may have cut the deadline short of what was asked.
 type RelayApplied struct {
+	_     noEq       // never compared: no equality function in the binary
 	On    bool       `json:"on"`
 	Since time.Time  `json:"since"`
 	Until *time.Time `json:"until,omitempty"` // when it switches off by itself
@@ -79,6 +83,7 @@ type RelayApplied struct {
 // the payload is a string when its bytes are valid UTF-8, and standard
 // base64 in payload_b64 otherwise, so every payload survives byte-exact.
 type Record struct {
+	_          noEq   // never compared: no equality function in the binary
 	Seq        uint64 `json:"seq"`
 	ReceivedAt string `json:"received_at"`
 	Topic      string `json:"topic"`
@@ -166,3 +171,7 @@ func printable(p []byte, multiline bool) string {
 	}
 	return b.String()
 }
+
+// noEq makes a struct not comparable, so the linker keeps no equality
+// function for it (a few hundred bytes of ARM code each).
+type noEq [0]func()

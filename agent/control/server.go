@@ -292,6 +292,15 @@ func (s *Server) handle(c net.Conn) {
 			w.fail(err)
 			return
 		}
+	case CmdMetrics:
+		// Optional: an agent that refused its configuration has no
+		// counters to show.
+		m, ok := s.acts.(interface{ Metrics() []byte })
+		if !ok {
+			w.fail(errors.New("no metrics: the agent is not running its configuration (see edge-agent status)"))
+			return
+		}
+		w.send(Reply{Text: string(m.Metrics())})
 	case CmdLEDTest:
 		if s.acts == nil {
 			w.fail(errors.New("not available"))
@@ -404,6 +413,7 @@ func (s *Server) stream(w *replyWriter, n int) error {
 // records leave in 4 KiB writes (an export of 100,000 records was 100,000
 // write(2)s), every other reply at once.
 type replyWriter struct {
+	_   noEq // never compared: no equality function in the binary
 	c   net.Conn
 	bw  *bufio.Writer
 	enc *json.Encoder // onto bw

@@ -74,6 +74,28 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// cmdMetrics prints the daemon's counters in the Prometheus text format
+// (docs/design.md#metrics).
+func cmdMetrics(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("metrics", stderr)
+	path := fs.String("config", defaultConfig, "configuration file")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	dir, err := dataDir(*path)
+	if err == nil {
+		err = control.Call(dir, control.Request{Cmd: control.CmdMetrics}, func(r control.Reply) error {
+			_, err := io.WriteString(stdout, r.Text)
+			return err
+		})
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "edge-agent:", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
 func printStatus(w io.Writer, st agent.Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	defer tw.Flush()

@@ -52,6 +52,7 @@ const usage = `usage: edge-agent <verb> [flags]
   inbox   follow [-from SEQ] [-json]         records as they are stored, like tail -f
   sink    rewind NAME SEQ                    a sink delivers again from SEQ
   sim     input NAME active|inactive         sim backend only: drive an input as its wire would
+  metrics [-config PATH]                     the daemon's counters, Prometheus text format
   version
 
 The default config is ` + defaultConfig + `.
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdSink(rest, stdout, stderr)
 	case "sim":
 		return cmdSim(rest, stdout, stderr)
+	case "metrics":
+		return cmdMetrics(rest, stdout, stderr)
 	case "rules":
 		return cmdRules(rest, os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
