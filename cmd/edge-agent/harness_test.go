@@ -271,25 +271,6 @@ func (r *rig) waitStatus(d time.Duration, ok func(agent.Status) bool) agent.Stat
 	return st
 }
 
-// waitSettled waits until the inbox holds n records, or has stopped growing
-// for 3 s, or d has passed; the caller then counts what is there.
-func (r *rig) waitSettled(n int, d time.Duration) {
-	deadline := time.Now().Add(d)
-	last, lastChange := -1, time.Now()
-	for time.Now().Before(deadline) && time.Since(lastChange) < 3*time.Second {
-		st, err := r.status()
-		if err == nil {
-			if st.Inbox.Total >= n {
-				return
-			}
-			if st.Inbox.Total != last {
-				last, lastChange = st.Inbox.Total, time.Now()
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func (r *rig) waitConnected() agent.Status {
 	r.t.Helper()
 	return r.waitStatus(15*time.Second, func(s agent.Status) bool { return s.Connected })

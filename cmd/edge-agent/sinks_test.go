@@ -237,7 +237,11 @@ format = "{seq} {payload}"
 	for i := range n {
 		r.send(pub, fmt.Sprint(i+1))
 	}
-	st := r.waitStatus(30*time.Second, func(s agent.Status) bool { return s.Sinks["log"].Cursor == n })
+	// The file sink done, and the broken one has failed at least once (it
+	// may be waiting out a burst of ingest when the file sink is done).
+	st := r.waitStatus(30*time.Second, func(s agent.Status) bool {
+		return s.Sinks["log"].Cursor == n && s.Sinks["broken"].Failed > 0
+	})
 	if b := st.Sinks["broken"]; b.Failed == 0 || b.LastError == "" || b.Cursor != 0 || b.Lag != n {
 		t.Errorf("failing sink: %+v, want failures shown, cursor 0, lag %d", b, n)
 	}
