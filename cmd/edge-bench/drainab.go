@@ -71,6 +71,7 @@ func drainABSection(e *env) {
 		e.rep.fig("ab.cpuratio."+g.label, "CPU per message, "+g.label+" ÷ mosquitto_sub (same run)", "×", 2).
 			want("≤ 1.2×", func(v float64) bool { return v <= 1.2 }).add(g.r.cpu / sub.cpu)
 		e.rep.fig("ab.rate."+g.label, "drain rate, "+g.label, "msg/s", 0).add(g.r.rate())
+		e.rep.fig("ab.rss."+g.label, "peak RSS (VmHWM) after the drain, "+g.label, "MB", 1).add(float64(g.r.hwmKB) * 1024 / 1e6)
 		e.rep.fig("ab.rateratio."+g.label, "drain rate, "+g.label+" ÷ mosquitto_sub (same run)", "×", 2).
 			want("≥ 0.8×", func(v float64) bool { return v >= 0.8 }).add(g.r.rate() / sub.rate())
 	}
