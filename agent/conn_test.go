@@ -185,7 +185,7 @@ func TestSessionReceiveAcksOnItsConnection(t *testing.T) {
 	for _, id := range []uint16{0x1234, 1, 0xffff} {
 		s.receive(nil, received{id: id, qos: 1, t: t})
 	}
-	if err := s.out.Load().Close(); err != nil {
+	if err := s.out.Load().(*writeCoalescer).Close(); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := io.ReadAll(b)
