@@ -155,7 +155,7 @@ func mayBeCommand(p []byte) bool {
 	if !startsLikeObject(p) {
 		return false
 	}
-	return bytes.Contains(p, []byte("method")) || bytes.Contains(p, []byte(`\u`)) || !json.Valid(p)
+	return bytes.Contains(p, []byte("method")) || bytes.Contains(p, []byte(`\u`)) || !validJSON(p)
 }
 
 // parseCommand reads a command. A JSON object without "method" is a plain

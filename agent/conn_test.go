@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // countingConn counts the Writes that reach the connection and can be made
@@ -151,5 +154,66 @@ func TestWriteCoalescerCloseBoundedByStuckPeer(t *testing.T) {
 	wg.Wait()
 	if werr == nil {
 		t.Fatal("blocked Write not released with an error")
+	}
+}
+
+// received is a message as paho hands it to the handler (its Ack must not
+// be called: directAck replaces it).
+type received struct {
+	id  uint16
+	qos byte
+	t   *testing.T
+}
+
+func (r received) Duplicate() bool   { return false }
+func (r received) Qos() byte         { return r.qos }
+func (r received) Retained() bool    { return false }
+func (r received) Topic() string     { return "t" }
+func (r received) MessageID() uint16 { return r.id }
+func (r received) Payload() []byte   { return nil }
+func (r received) Ack()              { r.t.Error("paho's Ack called; want the PUBACK written directly") }
+
+// TestSessionReceiveAcksOnItsConnection: a QoS 1 message handed to the
+// handler by the session acknowledges itself with a PUBACK of its packet id
+// (0x40 0x02 id) on the newest connection, in the order acked; paho's own
+// Ack is never called.
+func TestSessionReceiveAcksOnItsConnection(t *testing.T) {
+	a, b := tcpPair(t)
+	s := &session{}
+	s.handler = func(_ mqtt.Client, m mqtt.Message) { m.Ack() }
+	s.out.Store(newWriteCoalescer(a))
+	for _, id := range []uint16{0x1234, 1, 0xffff} {
+		s.receive(nil, received{id: id, qos: 1, t: t})
+	}
+	if err := s.out.Load().(*writeCoalescer).Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(b)
+	want := []byte{0x40, 2, 0x12, 0x34, 0x40, 2, 0, 1, 0x40, 2, 0xff, 0xff}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("peer read % x, want % x", got, want)
+	}
+}
+
+// TestInboundlessStoreDropsOnlyReceivedQoS1: received QoS 1 PUBLISHes are
+// not kept (nothing would delete them: directAck bypasses paho's Ack), what
+// we send is kept for paho's resume.
+func TestInboundlessStoreDropsOnlyReceivedQoS1(t *testing.T) {
+	s := newInboundlessStore()
+	s.Open()
+	in := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	in.Qos, in.MessageID = 1, 5
+	out := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	out.Qos, out.MessageID = 1, 5
+	rel := packets.NewControlPacket(packets.Pubrel).(*packets.PubrelPacket)
+	rel.MessageID = 6
+	s.Put("i.5", in)
+	s.Put("o.5", out)
+	s.Put("i.6", rel)
+	if s.Get("i.5") != nil {
+		t.Error("a received QoS 1 PUBLISH was kept")
+	}
+	if s.Get("o.5") != out || s.Get("i.6") != rel {
+		t.Error("an outbound PUBLISH or a PUBREL was not kept")
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
@@ -69,9 +70,13 @@ func (m *oversizeMarker) decode(payload []byte) (size int64, head []byte, ok boo
 }
 
 // sizeLimiter is the reading side of the broker connection. It is used by
-// paho's one reader goroutine only, so it needs no lock.
+// paho's one reader goroutine only, so it needs no lock. It reads through a
+// buffer: a packet's header comes in four or five small reads (and paho
+// reads it again from us a byte at a time), each of which was a call into
+// tls.Conn, with its lock, per message.
 type sizeLimiter struct {
 	net.Conn
+	r      *bufio.Reader // of Conn
 	marker *oversizeMarker
 
 	out  []byte // bytes to hand to paho before reading on
@@ -81,7 +86,7 @@ type sizeLimiter struct {
 }
 
 func newSizeLimiter(c net.Conn, m *oversizeMarker) *sizeLimiter {
-	return &sizeLimiter{Conn: c, marker: m}
+	return &sizeLimiter{Conn: c, r: bufio.NewReader(c), marker: m}
 }
 
 func (l *sizeLimiter) Read(p []byte) (int, error) {
@@ -95,7 +100,7 @@ func (l *sizeLimiter) Read(p []byte) (int, error) {
 			l.out = l.out[n:]
 			return n, nil
 		case l.pass > 0:
-			n, err := l.Conn.Read(p[:min(int64(len(p)), l.pass)])
+			n, err := l.r.Read(p[:min(int64(len(p)), l.pass)])
 			l.pass -= int64(n)
 			return n, err
 		case l.err != nil:
@@ -113,16 +118,16 @@ func (l *sizeLimiter) Read(p []byte) (int, error) {
 // next reads the following packet's header and decides what paho sees of
 // it: l.out and l.pass are set.
 func (l *sizeLimiter) next() error {
-	var b [1]byte
-	if _, err := io.ReadFull(l.Conn, b[:]); err != nil {
+	first, err := l.r.ReadByte()
+	if err != nil {
 		return err
 	}
-	l.hdr = append(l.hdr[:0], b[0])
+	l.hdr = append(l.hdr[:0], first)
 	remaining, err := l.readLength()
 	if err != nil {
 		return err
 	}
-	typ := b[0] >> 4
+	typ := first >> 4
 	if typ != packetPublish {
 		if remaining > maxControlPacket {
 			return fmt.Errorf("the broker sent a packet of type %d with %d bytes (at most %d expected); closing the connection",
@@ -133,7 +138,7 @@ func (l *sizeLimiter) next() error {
 	}
 	// PUBLISH: topic length, topic, and the packet id at QoS 1 and 2.
 	vh := 2
-	if (b[0]>>1)&3 > 0 {
+	if (first>>1)&3 > 0 {
 		vh += 2
 	}
 	if remaining < int64(vh) {
@@ -142,7 +147,7 @@ func (l *sizeLimiter) next() error {
 	}
 	start := len(l.hdr)
 	l.hdr = append(l.hdr, make([]byte, 2)...)
-	if _, err := io.ReadFull(l.Conn, l.hdr[start:]); err != nil {
+	if _, err := io.ReadFull(l.r, l.hdr[start:]); err != nil {
 		return err
 	}
 	topicLen := int64(binary.BigEndian.Uint16(l.hdr[start:]))
@@ -152,7 +157,7 @@ func (l *sizeLimiter) next() error {
 	}
 	varStart := start
 	l.hdr = append(l.hdr, make([]byte, int(topicLen)+vh-2)...)
-	if _, err := io.ReadFull(l.Conn, l.hdr[start+2:]); err != nil {
+	if _, err := io.ReadFull(l.r, l.hdr[start+2:]); err != nil {
 		return err
 	}
 	payload := remaining - int64(vh) - topicLen
@@ -161,15 +166,15 @@ func (l *sizeLimiter) next() error {
 		return nil
 	}
 	head := make([]byte, min(payload, oversizeHead))
-	if _, err := io.ReadFull(l.Conn, head); err != nil {
+	if _, err := io.ReadFull(l.r, head); err != nil {
 		return err
 	}
-	if _, err := io.CopyN(io.Discard, l.Conn, payload-int64(len(head))); err != nil {
+	if _, err := io.CopyN(io.Discard, l.r, payload-int64(len(head))); err != nil {
 		return err
 	}
 	varHeader := l.hdr[varStart:]
 	body := l.marker.encode(payload, head)
-	pkt := []byte{b[0]}
+	pkt := []byte{first}
 	pkt = appendLength(pkt, int64(len(varHeader)+len(body)))
 	pkt = append(pkt, varHeader...)
 	l.out = append(pkt, body...)
@@ -180,14 +185,14 @@ func (l *sizeLimiter) next() error {
 // its bytes in l.hdr.
 func (l *sizeLimiter) readLength() (int64, error) {
 	var v int64
-	var b [1]byte
 	for i := 0; i < 4; i++ {
-		if _, err := io.ReadFull(l.Conn, b[:]); err != nil {
+		b, err := l.r.ReadByte()
+		if err != nil {
 			return 0, err
 		}
-		l.hdr = append(l.hdr, b[0])
-		v |= int64(b[0]&0x7f) << (7 * i)
-		if b[0]&0x80 == 0 {
+		l.hdr = append(l.hdr, b)
+		v |= int64(b&0x7f) << (7 * i)
+		if b&0x80 == 0 {
 			return v, nil
 		}
 	}

@@ -40,6 +40,7 @@ type agent struct {
 	cfgPath  string
 	p        *proc
 	env      []string // extra environment of its process
+	bin      string   // the binary to run; "" = -agent
 	// startups: process start → connected, for each start that
 	// waitConnected saw connect.
 	startups []time.Duration
@@ -88,7 +89,11 @@ func (a *agent) start(watch func(string, time.Time)) error {
 	if a.p != nil && a.p.alive() {
 		return fmt.Errorf("agent %s already running", a.name)
 	}
-	p, err := startProc([]string{a.e.agentBin, "run", "-config", a.cfgPath}, a.env, nil,
+	bin := a.bin
+	if bin == "" {
+		bin = a.e.agentBin
+	}
+	p, err := startProc([]string{bin, "run", "-config", a.cfgPath}, a.env, nil,
 		filepath.Join(a.dir, "agent.log"), watch)
 	if err != nil {
 		return err

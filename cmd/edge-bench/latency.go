@@ -35,9 +35,19 @@ const pacedEvery = 10 * time.Millisecond
 func latencySection(e *env) {
 	n := e.sz.paced
 	e.progress("ingest: publish→stored, %d messages at 100/s, agent", n)
-	if err := measureLatency(e, n); err != nil {
+	if err := measureLatency(e, n, latencyRun{key: "lat."}); err != nil {
 		e.fail("publish→stored: %v", err)
 	}
+}
+
+// latencyRun says where a publish→stored measurement's figures go and on
+// what agent: key prefixes the figure keys, label follows each label, st is
+// the agent's [store] section and prep, when set, runs on the agent before
+// it starts (the slow section mounts its data_dir).
+type latencyRun struct {
+	key, label string
+	st         storeCfg
+	prep       func(*agent) error
 }
 
 // pubackTracker follows, in mosquitto's debug log, the PUBLISHes the
@@ -129,10 +139,15 @@ func cutAfter(s, sep string) (string, bool) {
 	return s[i+len(sep):], true
 }
 
-func measureLatency(e *env, n int) error {
-	a, err := e.newAgent("agent-latency", storeCfg{})
+func measureLatency(e *env, n int, lr latencyRun) error {
+	a, err := e.newAgent("agent-latency", lr.st)
 	if err != nil {
 		return err
+	}
+	if lr.prep != nil {
+		if err := lr.prep(a); err != nil {
+			return err
+		}
 	}
 	if err := a.start(nil); err != nil {
 		return err
@@ -216,10 +231,10 @@ func measureLatency(e *env, n int) error {
 	for i := range n {
 		pubRecv = append(pubRecv, float64(recv[i].Sub(sent[i]))/1e6)
 	}
-	e.rep.fig("lat.pubrecv.p99", "publish→received p99 at 100/s (export received_at)", "ms", 2).add(percentile(pubRecv, 99))
-	rs := e.rep.fig("lat.recvstored.p99", "receive→stored p99 at 100/s (agent's stored_latency_ms)", "ms", 2)
-	sum := e.rep.fig("lat.sum.p99", "publish→stored p99 estimate: sum of the two p99s above (not a bound)", "ms", 2)
-	pc := e.rep.fig("lat.percommit", "messages per commit at 100/s", "", 2)
+	e.rep.fig(lr.key+"pubrecv.p99", "publish→received p99 at 100/s (export received_at)"+lr.label, "ms", 2).add(percentile(pubRecv, 99))
+	rs := e.rep.fig(lr.key+"recvstored.p99", "receive→stored p99 at 100/s (agent's stored_latency_ms)"+lr.label, "ms", 2)
+	sum := e.rep.fig(lr.key+"sum.p99", "publish→stored p99 estimate: sum of the two p99s above (not a bound)"+lr.label, "ms", 2)
+	pc := e.rep.fig(lr.key+"percommit", "messages per commit at 100/s"+lr.label, "", 2)
 	if in := st.Ingest; in != nil && in.StoredLatency != nil {
 		rs.add(in.StoredLatency.P99)
 		sum.add(percentile(pubRecv, 99) + in.StoredLatency.P99)
@@ -232,9 +247,11 @@ func measureLatency(e *env, n int) error {
 	}
 
 	// The exact figure, from the broker's view of the agent's PUBACKs.
-	exact50 := e.rep.fig("lat.pubstored.p50", "publish→stored p50 at 100/s (publish → broker has the agent's PUBACK)", "ms", 2)
-	exact99 := e.rep.fig("lat.pubstored.p99", "publish→stored p99 at 100/s (publish → broker has the agent's PUBACK)", "ms", 2).
-		want("≤ 2 ms", func(v float64) bool { return v <= 2 })
+	exact50 := e.rep.fig(lr.key+"pubstored.p50", "publish→stored p50 at 100/s (publish → broker has the agent's PUBACK)"+lr.label, "ms", 2)
+	exact99 := e.rep.fig(lr.key+"pubstored.p99", "publish→stored p99 at 100/s (publish → broker has the agent's PUBACK)"+lr.label, "ms", 2)
+	if lr.key == "lat." {
+		exact99.want("≤ 2 ms", func(v float64) bool { return v <= 2 })
+	}
 	tr.mu.Lock()
 	sends, dups := tr.sends, tr.dups
 	var pubStored []float64
@@ -257,7 +274,7 @@ func measureLatency(e *env, n int) error {
 	default:
 		exact50.add(percentile(pubStored, 50))
 		exact99.add(percentile(pubStored, 99))
-		e.rep.fig("lat.pubstored.max", "publish→stored max at 100/s", "ms", 2).add(maxOf(pubStored))
+		e.rep.fig(lr.key+"pubstored.max", "publish→stored max at 100/s"+lr.label, "ms", 2).add(maxOf(pubStored))
 	}
 	if err := a.stop(); err != nil {
 		return err

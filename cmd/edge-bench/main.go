@@ -72,11 +72,13 @@ var quickSizes = sizes{backlog: 10_000, flood: 10_000, paced: 200, commands: 200
 	oversizeN: 5, oversizeSize: 20_000_000, sinkBacklog: 10_000,
 	wearSlow: 3, wearMid: 20, wearPaced: 200, wearFlood: 2000, wearFull: 20_000, wearSyncs: 100}
 
-var sectionNames = []string{"ingest", "commands", "footprint", "scale", "oversize", "sinks", "wear"}
+var sectionNames = []string{"ingest", "commands", "footprint", "scale", "oversize", "sinks", "wear", "drain", "slow"}
 
 // env is what every section shares.
 type env struct {
 	agentBin   string
+	compareBin string // -compare: a second agent build the drain section runs beside agentBin
+	slowIOPS   int    // -slow-iops: the slow section's throttle
 	scriptPath string
 	cpuProfile string // where the agent writes a profile of its drain; "" = none
 	distDir    string
@@ -148,10 +150,12 @@ func main() {
 		script   = flag.String("script", defaultScript, "the old script (baseline)")
 		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent's backlog drain (in the last run) to this file; the agent must be built with -tags pprof (make profile)")
 		nagle    = flag.Bool("nagle", false, "leave mosquitto's default set_tcp_nodelay false (Nagle on): latencies then measure the broker's batching")
+		compare  = flag.String("compare", "", "a second agent build that the drain section (-only drain) drains beside -agent in every run, order swapped each run, each relative to mosquitto_sub")
+		slowIOPS = flag.Int("slow-iops", 200, "the slow section's disk: write requests a second the block layer lets the agent make to it (200: a 4 KiB write + fdatasync takes about 5-10 ms, as on an SD card)")
 		windows  = flag.String("windows", "0s,20ms,100ms", "commit_window values the wear section compares at 100/s (\"\" for an agent without [store] commit_window)")
 	)
 	flag.Parse()
-	e := &env{sz: fullSizes, runs: *runs, distDir: *distDir, scriptPath: *script, cpuProfile: *profile, rep: newReport(),
+	e := &env{sz: fullSizes, runs: *runs, slowIOPS: *slowIOPS, distDir: *distDir, scriptPath: *script, cpuProfile: *profile, rep: newReport(),
 		sections: map[string]bool{}, templates: map[int]string{}, started: time.Now(),
 		token: strconv.FormatInt(time.Now().UnixNano()%1e6, 36)}
 	if *quick {
@@ -198,6 +202,15 @@ func main() {
 		os.Exit(2)
 	}
 	e.agentBin = bin
+	if *compare != "" {
+		if e.compareBin, err = filepath.Abs(*compare); err == nil {
+			_, err = os.Stat(e.compareBin)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "edge-bench: -compare: %v\n", err)
+			os.Exit(2)
+		}
+	}
 	if err := prerequisites(e); err != nil {
 		fmt.Fprintf(os.Stderr, "edge-bench: %v\n", err)
 		os.Exit(2)
@@ -247,6 +260,9 @@ func main() {
 		if e.sections["ingest"] {
 			drain = ingestSection(e)
 		}
+		if e.sections["drain"] {
+			drainABSection(e)
+		}
 		if e.sections["commands"] {
 			commandsSection(e)
 		}
@@ -264,6 +280,9 @@ func main() {
 		}
 		if e.sections["wear"] {
 			wearSection(e)
+		}
+		if e.sections["slow"] {
+			slowSection(e)
 		}
 		b.stop()
 		e.broker = nil
@@ -308,12 +327,12 @@ func prerequisites(e *env) error {
 	if _, err := agenttest.MosquittoBinary(); err != nil {
 		return fmt.Errorf("%v (apt-get install -y mosquitto mosquitto-clients)", err)
 	}
-	if e.sections["wear"] {
+	if e.sections["wear"] || e.sections["slow"] {
 		if err := wearPrerequisites(); err != nil {
 			return err
 		}
 	}
-	if !e.sections["ingest"] && !e.sections["wear"] {
+	if !e.sections["ingest"] && !e.sections["wear"] && !e.sections["drain"] {
 		return nil
 	}
 	if _, err := exec.LookPath(mosquittoSubBin); err != nil {

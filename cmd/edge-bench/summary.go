@@ -20,6 +20,8 @@ var groups = []struct {
 	{"3. footprint", []string{"rss.idle", "rss.peak", "rss.oversize", "cpu.per10k", "startup", "size."}},
 	{"4. store scale", []string{"scale.", "bound."}},
 	{"5. sinks (the same backlog drain without a sink, with a file sink, with an exec sink)", []string{"sinks."}},
+	{"slow disk: the agent's data_dir on a loop ext4 whose writes the block layer throttles (-slow-iops), like an SD card's", []string{"slow."}},
+	{"backlog drain, agent builds beside mosquitto_sub (-only drain)", []string{"ab."}},
 	{"6. flash wear (bytes reaching the block device per message; each subject on its own loop ext4)", []string{"wear.agent.", "wear.agent0.", "wear.win.", "wear.fdatasync."}},
 }
 
