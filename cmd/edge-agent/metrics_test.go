@@ -140,6 +140,9 @@ telemetry_topic = "/sys/{device_id}/thing/telemetry"
 	}
 	r.startAgent()
 	r.waitConnected()
+	// Connected, and the first telemetry summary (outbox, so backlog for a
+	// moment) acknowledged.
+	r.waitStatus(10*time.Second, func(s agent.Status) bool { return s.State == "ok" })
 
 	before := r.scrape(t)
 	if before[`edge_agent_state{state="ok"}`] != 1 || before["edge_agent_connected"] != 1 || before[`edge_agent_relay_on{relay="pump"}`] != 0 {
