@@ -221,7 +221,7 @@ func (r *rig) checkBoot(res *result) bool {
 func (r *rig) checkReady(res *result) bool {
 	st, err := r.waitStatus(3*time.Minute, "connected agent", connected)
 	if err != nil {
-		out, _ := r.gw.ssh(20*time.Second, "systemctl status edge-agent --no-pager -n 20 2>&1")
+		out, _ := r.gw.ssh(20*time.Second, "systemctl status edge-agent --no-pager -n 0 2>&1; echo; echo 'journalctl -u edge-agent:'; journalctl -u edge-agent -o cat --no-pager -n 15")
 		res.fail("%v\n%s", err, out)
 		return false
 	}
@@ -460,8 +460,12 @@ func (r *rig) checkWatchdog(res *result) bool {
 	if strings.TrimSpace(out) == "0" {
 		res.fail("the journal does not say the watchdog fired (no 'Watchdog timeout')")
 	}
-	res.fig("SIGSTOP → new pid %s (limit WatchdogSec 30 s + TimeoutStopSec 20 s + RestartSec 5 s + start); connected again %s; NRestarts %s→%s",
-		secs(restarted), secs(time.Since(t0)), before["NRestarts"], after["NRestarts"])
+	// The watchdog fires WatchdogSec after the last ping, which came up
+	// to WatchdogSec/2 before the SIGSTOP; systemd's SIGABRT comes with
+	// a SIGCONT, so the stopped agent dies at once, and RestartSec later
+	// it runs again.
+	res.fig("SIGSTOP → new pid %s (WatchdogSec 30 s after the last ping + RestartSec 5 s; limit %s); connected again %s; NRestarts %s→%s",
+		secs(restarted), secs(limit), secs(time.Since(t0)), before["NRestarts"], after["NRestarts"])
 	return true
 }
 

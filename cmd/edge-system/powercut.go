@@ -11,7 +11,9 @@ import (
 	"time"
 )
 
-const floodN = 2000
+// floodN is sized so that the cut comes while the broker still feeds the
+// gateway: under TCG the agent stores some hundreds a second.
+const floodN = 10000
 
 func (r *rig) checkPowerCut(res *result) bool {
 	if _, err := r.waitStatus(time.Minute, "connected agent", connected); err != nil {
@@ -19,20 +21,24 @@ func (r *rig) checkPowerCut(res *result) bool {
 		return false
 	}
 	// lamp (restore) runs past the next boot; heater (restore) ends
-	// during the outage; pump (off) is on without a deadline.
+	// during the outage (about a minute and a half here); pump (off) is
+	// on without a deadline.
 	bootTook := r.bootTook
 	lampFor := (2*bootTook + 60*time.Second).Round(time.Second)
-	var lampSent time.Time
+	var lampSent, heaterDue time.Time
 	for _, c := range []struct {
 		name  string
 		extra map[string]any
-	}{{"pump", nil}, {"heater", map[string]any{"for": "5s"}}, {"lamp", map[string]any{"for": lampFor.String()}}} {
+	}{{"pump", nil}, {"heater", map[string]any{"for": "20s"}}, {"lamp", map[string]any{"for": lampFor.String()}}} {
 		_, ok := r.switchRelay(res, "sys-cut-"+c.name, c.name, true, c.extra)
 		if !ok {
 			return false
 		}
-		if c.name == "lamp" {
+		switch c.name {
+		case "lamp":
 			lampSent = time.Now()
+		case "heater":
+			heaterDue = time.Now().Add(20 * time.Second)
 		}
 	}
 	// The flood: QoS 1, each acknowledged by the broker before the next.
@@ -54,24 +60,23 @@ func (r *rig) checkPowerCut(res *result) bool {
 			mu.Unlock()
 		}
 	}()
-	// Cut when the agent is storing, shortly after the heater's deadline
-	// was due to pass (it must not matter: it is off at boot either way).
-	before := 0
-	deadline := time.Now().Add(30 * time.Second)
+	// Cut while the flood runs: once the broker has taken a fifth of it,
+	// the agent is storing and acknowledging the first ones.
+	deadline := time.Now().Add(time.Minute)
+	atCut := 0
 	for time.Now().Before(deadline) {
-		if st, err := r.status(); err == nil && st.Inbox.Total > 50 {
-			before = st.Inbox.Total
+		mu.Lock()
+		atCut = published
+		mu.Unlock()
+		if atCut >= floodN/5 {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-	mu.Lock()
-	atCut := published
-	mu.Unlock()
 	r.gw.cut()
 	cutAt := time.Now()
-	r.logf("  power cut: QEMU killed with %d of %d flood messages published (inbox total %d at the last look), lamp on until %s",
-		atCut, floodN, before, lampSent.Add(lampFor).Format("15:04:05"))
+	r.logf("  power cut: QEMU killed with %d of %d flood messages published, the heater on until %s, the lamp until %s",
+		atCut, floodN, heaterDue.Format("15:04:05"), lampSent.Add(lampFor).Format("15:04:05"))
 	<-floodDone
 	if pubErr != nil {
 		res.fail("the flood: %v", pubErr)
