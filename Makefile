@@ -191,7 +191,7 @@ hil: dist ## the shipped ARM binaries driving a real kernel's GPIO lines in QEMU
 # The whole field path on a real systemd (docs/testing.md#make-system): a
 # Debian bookworm arm64 card (FAT boot + ext4 root, systemd as PID 1, udev,
 # sshd), built once per machine into SYSTEM_CACHE (default
-# /var/cache/edge-agent-system; about 25 minutes the first time, under TCG),
+# /var/cache/edge-agent-system; about 20 minutes the first time, under TCG),
 # gets make dist's arm64 agent from scripts/install-image.sh and boots in
 # qemu-system-aarch64 (virt board, PL061 GPIO traced from outside); then
 # the unit's sandbox and watchdog, a config error, systemctl stop,

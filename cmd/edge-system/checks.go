@@ -391,8 +391,10 @@ func (r *rig) checkSandbox(res *result) bool {
 	if !strings.HasPrefix(kv["data"], "rw") {
 		res.fail("the agent's /var/lib/edge-agent is mounted %q, want rw", kv["data"])
 	}
-	res.fig("%d unit properties as written; agent uid %s, groups %s, NoNewPrivs, seccomp filter, no capabilities, / ro, data dir rw",
-		len(want), uid, kv["Groups"])
+	if len(res.errs) == 0 {
+		res.fig("%d unit properties as written; agent uid %s, groups %s, NoNewPrivs, seccomp filter, no capabilities, / ro, data dir rw",
+			len(want), uid, kv["Groups"])
+	}
 	return true
 }
 
