@@ -196,3 +196,18 @@ bench-deps: ## mosquitto and python3-paho-mqtt (the old-script baseline), instal
 hil: dist ## the shipped ARM binaries driving a real kernel's GPIO lines in QEMU (root; HIL_CACHE=dir, HIL_ARCH=arm64|armv6)
 	$(GO) build -o bin/edge-hil ./cmd/edge-hil
 	bin/edge-hil -dist $(DIST) $(if $(HIL_CACHE),-cache $(HIL_CACHE)) $(if $(HIL_ARCH),-arch $(HIL_ARCH))
+
+# The whole field path on a real systemd (docs/testing.md#make-system): a
+# Debian bookworm arm64 card (FAT boot + ext4 root, systemd as PID 1, udev,
+# sshd), built once per machine into SYSTEM_CACHE (default
+# /var/cache/edge-agent-system; about 20 minutes the first time, under TCG),
+# gets make dist's arm64 agent from scripts/install-image.sh and boots in
+# qemu-system-aarch64 (virt board, PL061 GPIO traced from outside); then
+# the unit's sandbox and watchdog, a config error, systemctl stop,
+# scripts/deploy.sh updates and rollbacks over the guest's sshd, and a
+# power cut during a flood and a timed relay. Root; KEEP=1 keeps the logs.
+.PHONY: system
+system: dist ## the field path under a real systemd in QEMU: install-image.sh, boot, sandbox, watchdog, deploy.sh, power cut (root; SYSTEM_CACHE=dir)
+	@.ci/deps -as "make system" system
+	$(GO) build -o bin/edge-system ./cmd/edge-system
+	bin/edge-system -dist $(DIST) $(if $(SYSTEM_CACHE),-cache $(SYSTEM_CACHE)) $(if $(KEEP),-keep)
