@@ -21,10 +21,10 @@ const (
 	mirror = "http://deb.debian.org/debian"
 	// The card: 1 MiB of partition table and gap as Pi OS has, a 256 MiB
 	// FAT32 boot partition, then the root file system.
-	bootStart = 2048   // sectors
-	bootSize  = 524288 // sectors (256 MiB)
-	rootStart = bootStart + bootSize
-	rootBytes = 2 << 30
+	bootStart       = 2048   // sectors
+	bootSize        = 524288 // sectors (256 MiB)
+	rootStart       = bootStart + bootSize
+	rootBytes int64 = 2 << 30
 )
 
 // packages on top of debootstrap's minbase: what a Pi OS Lite card has
