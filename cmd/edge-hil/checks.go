@@ -169,7 +169,7 @@ func (d *device) command(method string, params map[string]any) (rep reply, t0, t
 func (d *device) waitChange(line int, t0 time.Time, level int, wait time.Duration) bool {
 	deadline := time.Now().Add(wait)
 	for {
-		for _, e := range onLine(d.vm.trace.all(), line, t0, time.Time{}) {
+		for _, e := range onLine(d.vm.trace.All(), line, t0, time.Time{}) {
 			if e.Level == level {
 				return true
 			}
@@ -188,7 +188,7 @@ type relayWant map[string]bool
 // expectRelays checks every relay line in [t0, t1] but those in except:
 // the relays in want go straight to their level, the others do not move.
 func (d *device) expectRelays(res *result, label string, t0, t1 time.Time, want relayWant, except ...string) {
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	for _, p := range relays() {
 		if slices.Contains(except, p.name) {
 			continue

@@ -177,7 +177,7 @@ func (d *device) checkInputToggle(res *result) {
 			return
 		}
 		time.Sleep(settle)
-		evs := onLine(d.vm.trace.all(), relay.offset, at, time.Time{})
+		evs := onLine(d.vm.trace.All(), relay.offset, at, time.Time{})
 		if err := straight(relay.level(!on), evs, relay.level(on)); err != nil {
 			res.fail("press %d: %s line %d: %v", press+1, relay.name, relay.offset, err)
 		} else {

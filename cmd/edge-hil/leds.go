@@ -26,7 +26,7 @@ func (d *device) checkActivity(res *result) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	t1 := time.Now()
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	before, _ := levelAt(evs, p.offset, t0)
 	width, err := pulse(before, 0, onLine(evs, p.offset, t0, t1))
 	if err != nil {
@@ -67,7 +67,7 @@ func (d *device) checkIdentify(res *result) {
 	}
 	time.Sleep(time.Until(t0.Add(identifyFor + 700*time.Millisecond)))
 	t1 := time.Now()
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	// Identify starts with every LED on: the fault LED (dark in state ok)
 	// rises at the start. Edges after that are compared; the activity LED
 	// may have been in its flash for the command's own message.
@@ -174,7 +174,7 @@ func (d *device) checkConnecting(res *result) {
 	}
 	time.Sleep(settle)
 	t1 := time.Now()
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	status := pinByName("status")
 	line := onLine(evs, status.offset, t0, tUp)
 	// 1 Hz: 6 changes in the outage after the agent noticed; a stall may

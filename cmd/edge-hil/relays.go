@@ -40,7 +40,7 @@ func (d *device) setRelay(res *result, method, name string, on bool, params map[
 	nErr := len(res.errs)
 	d.expectRelays(res, label, t0, t1, relayWant{name: on})
 	d.expectStatus(res, label, relayWant{name: on})
-	evs := onLine(d.vm.trace.all(), p.offset, t0, t1)
+	evs := onLine(d.vm.trace.All(), p.offset, t0, t1)
 	var lat time.Duration
 	if len(evs) > 0 {
 		lat = evs[0].At.Sub(t0)
@@ -52,7 +52,7 @@ func (d *device) setRelay(res *result, method, name string, on bool, params map[
 // now (before the first command): each goes straight to its level in want.
 func (d *device) checkBootLines(res *result, want relayWant) {
 	time.Sleep(settle) // let the trace reader catch up with the agent's start
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	reset := lastReset(evs)
 	if reset.IsZero() {
 		res.fail("no pl061_reset in QEMU's trace: is -trace pl061_reset working? (%d trace events)", len(evs))
@@ -100,7 +100,7 @@ func (d *device) checkKernelView(res *result) {
 		res.fail("kernel view: %v", err)
 		return
 	}
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	now := time.Now()
 	for _, p := range board {
 		l, ok := lines[p.offset]
@@ -126,7 +126,7 @@ func (d *device) checkBoot(res *result) {
 	d.checkBootLines(res, relayWant{"pump": false, "valve": false, "lamp": false, "heater": false})
 	d.expectStatus(res, "boot", relayWant{"pump": false, "valve": false, "lamp": false, "heater": false})
 	d.checkKernelView(res)
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	now := time.Now()
 	// Connected, nothing pending: the status LED is steadily on, the
 	// others dark.
@@ -181,7 +181,7 @@ func (d *device) checkFor(res *result) {
 	}
 	time.Sleep(time.Until(t0.Add(forDur + 600*time.Millisecond)))
 	t1 := time.Now()
-	evs := d.vm.trace.all()
+	evs := d.vm.trace.All()
 	before, _ := levelAt(evs, p.offset, t0)
 	width, err := pulse(before, p.level(false), onLine(evs, p.offset, t0, t1))
 	if err != nil {

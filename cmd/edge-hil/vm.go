@@ -167,9 +167,9 @@ func (v *vm) readTrace(r io.Reader, log io.Writer) {
 		fmt.Fprintln(log, line)
 		if e, ok := parseTrace(line, time.Now()); ok {
 			if e.Input {
-				v.inputs.add(e)
+				v.inputs.Add(e)
 			} else {
-				v.trace.add(e)
+				v.trace.Add(e)
 			}
 		}
 	}
@@ -271,8 +271,8 @@ func (v *vm) dialQtest(sock string) error {
 func (v *vm) pl061() (string, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		for _, e := range v.trace.all() {
-			if e.reset() {
+		for _, e := range v.trace.All() {
+			if e.Reset() {
 				return e.Dev, nil
 			}
 		}
@@ -319,7 +319,7 @@ func (v *vm) inputChange(line, level int, t time.Time, wait time.Duration) (time
 	deadline := time.Now().Add(wait)
 	for {
 		// The trace's stamps are microseconds: allow the one t fell in.
-		for _, e := range v.inputs.all() {
+		for _, e := range v.inputs.All() {
 			if e.Line == line && e.Level == level && !e.At.Before(t.Truncate(time.Microsecond)) {
 				return e.At, true
 			}

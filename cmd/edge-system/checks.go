@@ -301,7 +301,7 @@ func (r *rig) switchRelay(res *result, id, name string, on bool, extra map[strin
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, e := range onLine(r.gw.trace.all(), p.line, sent, time.Time{}) {
+		for _, e := range onLine(r.gw.trace.All(), p.line, sent, time.Time{}) {
 			if e.Level == want {
 				return e.At.Sub(sent), true
 			}
@@ -489,7 +489,7 @@ func (r *rig) checkConfigError(res *result) bool {
 		res.fig("state config: %q", truncate(st.LastError, 80))
 	}
 	time.Sleep(3 * time.Second)
-	evs := onLine(r.gw.trace.all(), statusLED, time.Now().Add(-2*time.Second), time.Now())
+	evs := onLine(r.gw.trace.All(), statusLED, time.Now().Add(-2*time.Second), time.Now())
 	res.fig("status LED line %d: %d edges in 2 s (10 Hz blink = 40)", statusLED, len(evs))
 	if len(evs) < 20 {
 		res.fail("status LED line %d changed %d times in 2 s, want the config state's 10 Hz blink", statusLED, len(evs))

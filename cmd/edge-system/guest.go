@@ -88,7 +88,7 @@ func (g *gateway) boot(timeout time.Duration) (time.Duration, error) {
 		for sc.Scan() {
 			fmt.Fprintln(trLog, sc.Text())
 			if e, ok := parseTrace(sc.Text(), time.Now()); ok {
-				g.trace.add(e)
+				g.trace.Add(e)
 			}
 		}
 	}()

@@ -97,7 +97,7 @@ func (r *rig) checkPowerCut(res *result) bool {
 	// Relays from the trace of the new boot: pump per power_on=off,
 	// heater off (its deadline passed while the power was off), lamp on
 	// again until its deadline.
-	evs := r.gw.trace.all()
+	evs := r.gw.trace.All()
 	reset := lastReset(evs)
 	if reset.IsZero() {
 		res.fail("no pl061_reset in the new boot's trace")
@@ -131,7 +131,7 @@ func (r *rig) checkPowerCut(res *result) bool {
 	due := lampSent.Add(lampFor)
 	var fell time.Time
 	for time.Now().Before(due.Add(30 * time.Second)) {
-		for _, e := range onLine(r.gw.trace.all(), pinOf("lamp").line, upAt, time.Time{}) {
+		for _, e := range onLine(r.gw.trace.All(), pinOf("lamp").line, upAt, time.Time{}) {
 			if e.Level == 0 {
 				fell = e.At
 			}
