@@ -562,11 +562,7 @@ func (d *dispatcher) expireDeadlines(ctx context.Context) {
 		}
 		d.switched(name, cause, cur.On, false)
 		d.log.Info("relay switched off at its deadline", "relay", name, "deadline", at, "cause", cause)
-		var c store.Change
-		d.relaySwitchedEvent(&c, name, false, now, cause, "")
-		if len(c.Outbox) > 0 {
-			d.apply(ctx, c)
-		}
+		d.relaySwitched(ctx, name, false, now, cause, "")
 		d.confirm(ctx, name, st)
 	}
 }
@@ -619,11 +615,7 @@ func (d *dispatcher) toggleByInput(ctx context.Context, in config.Input) {
 		return
 	}
 	d.log.Info("relay switched", "relay", in.Toggles, "on", st.On, "until", st.Deadline, "by", "input "+in.Name)
-	var c store.Change
-	d.relaySwitchedEvent(&c, in.Toggles, st.On, st.Since, causeInput, in.Name)
-	if len(c.Outbox) > 0 {
-		d.apply(ctx, c)
-	}
+	d.relaySwitched(ctx, in.Toggles, st.On, st.Since, causeInput, in.Name)
 	d.confirm(ctx, in.Toggles, st)
 }
 

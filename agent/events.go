@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -56,10 +57,15 @@ func (d *dispatcher) addEvent(c *store.Change, build func(seq uint64) any) {
 	c.EventSeq = seq
 }
 
-// relaySwitchedEvent queues the event of a relay the agent switched by
-// itself.
-func (d *dispatcher) relaySwitchedEvent(c *store.Change, name string, on bool, at time.Time, cause, input string) {
-	d.addEvent(c, func(seq uint64) any {
+// relaySwitched records the event of a relay the agent switched by itself
+// (nothing when events are off). It runs once the line moved, so no event
+// claims a switch that did not happen.
+func (d *dispatcher) relaySwitched(ctx context.Context, name string, on bool, at time.Time, cause, input string) {
+	var c store.Change
+	d.addEvent(&c, func(seq uint64) any {
 		return relayEvent{Relay: name, On: on, At: eventTime(at), Cause: cause, Input: input, Seq: seq}
 	})
+	if len(c.Outbox) > 0 {
+		d.apply(ctx, c)
+	}
 }

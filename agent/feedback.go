@@ -131,10 +131,6 @@ func (d *dispatcher) switchOff(ctx context.Context, name, cause, input string) b
 	}
 	d.log.Info("relay switched off by the agent", "relay", name, "cause", cause)
 	d.switched(name, cause, true, false)
-	var c store.Change
-	d.relaySwitchedEvent(&c, name, false, now, cause, input)
-	if len(c.Outbox) > 0 {
-		d.apply(ctx, c)
-	}
+	d.relaySwitched(ctx, name, false, now, cause, input)
 	return true
 }
