@@ -232,6 +232,9 @@ func TestOpenSurvivesLostLatestMeta(t *testing.T) {
 func TestCorruptRecord(t *testing.T) {
 	db := openTest(t, nil)
 	mustAppend(t, db, msg("a", 1, false), msg("a", 1, false))
+	if err := db.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
 	// Scribble over record 2 through bbolt, so the file stays sound.
 	if err := db.update(func(t *txn) error { return t.inbox.Put(seqKey(2), []byte{9, 9, 9}) }); err != nil {
 		t.Fatal(err)

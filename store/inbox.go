@@ -122,15 +122,89 @@ func (db *DB) Append(msgs []Message) ([]uint64, error) {
 		vals[i] = v
 		add += size
 	}
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if seqs, ok := db.appendJournal(msgs, vals, add); ok {
+		return seqs, nil
+	}
+	seqs, err := db.commitDirect(msgs, vals, add)
+	if err != nil {
+		return nil, fmt.Errorf("append %d messages: %w", len(msgs), err)
+	}
+	return seqs, nil
+}
+
+// appendJournal commits a small batch of plain notifications to the
+// journal (journal.go) and reports whether it did. A batch that is large,
+// holds a pending record or a reply (they must commit with bbolt's other
+// buckets), or does not fit goes to bbolt, taking the journaled records
+// with it. So does one whose journal write fails: bbolt may still work.
+func (db *DB) appendJournal(msgs []Message, vals [][]byte, add uint64) ([]uint64, bool) {
+	if db.jr == nil {
+		return nil, false
+	}
+	size := 0
+	for i, m := range msgs {
+		if m.Pending || m.Reply != nil {
+			return nil, false
+		}
+		size += len(vals[i])
+	}
+	// Retention is bbolt's (prune): a batch that would take the inbox over
+	// a bound goes there. Prune's slack then leaves room for 1/64 of the
+	// bound before the next, so a full store journals too.
+	if db.inBolt.total+uint64(len(db.tail)+len(msgs)) > uint64(db.opts.RetainRecords) ||
+		db.inBolt.bytes+db.tailSize+add > uint64(db.opts.RetainBytes) {
+		return nil, false
+	}
+	g := db.jr.encodeGroup(db.lastSeq+1, vals)
+	if size >= journalDirect || db.tailBytes+size > tailMax || !db.jr.fits(len(g)) {
+		return nil, false
+	}
+	if err := db.jr.write(g); err != nil {
+		return nil, false
+	}
 	seqs := make([]uint64, len(msgs))
-	grow := 0
+	recs := make([]tailRec, len(msgs))
+	for i, m := range msgs {
+		db.lastSeq++
+		seqs[i] = db.lastSeq
+		recs[i] = tailRec{seq: db.lastSeq, val: vals[i], size: int64(len(m.Topic) + len(m.Payload))}
+	}
+	db.tmu.Lock()
+	db.tail = append(db.tail, recs...)
+	db.tmu.Unlock()
+	db.tailBytes += size
+	db.tailSize += add
+	return seqs, true
+}
+
+// commitDirect commits the journaled records and then msgs (with their
+// encoded vals and topic+payload bytes add) in one bbolt transaction, and
+// empties the journal. The caller holds db.wmu.
+func (db *DB) commitDirect(msgs []Message, vals [][]byte, add uint64) ([]uint64, error) {
+	tail := db.tail
+	seqs := make([]uint64, len(msgs))
+	grow := db.tailBytes
 	for _, v := range vals {
 		grow += len(v)
 	}
+	var after inboxCounters
 	err := db.updateGrowing(grow, func(t *txn) error {
 		c, err := t.inboxCounters()
 		if err != nil {
 			return err
+		}
+		if len(tail) > 0 && tail[0].seq != c.seq+1 {
+			return fmt.Errorf("%w: the journal continues at record %d, the database ends at %d", ErrCorrupt, tail[0].seq, c.seq)
+		}
+		for _, r := range tail {
+			if err := t.inbox.Put(seqKey(r.seq), r.val); err != nil {
+				return err
+			}
+			c.seq = r.seq
+			c.total++
+			c.bytes += uint64(r.size)
 		}
 		for i, m := range msgs {
 			c.seq++
@@ -156,10 +230,21 @@ func (db *DB) Append(msgs []Message) ([]uint64, error) {
 		if err := t.prune(&c, uint64(db.opts.RetainRecords), uint64(db.opts.RetainBytes)); err != nil {
 			return err
 		}
+		after = c
 		return t.putInboxCounters(c)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("append %d messages: %w", len(msgs), err)
+		return nil, err
+	}
+	db.lastSeq, db.inBolt = after.seq, after
+	if len(tail) > 0 {
+		// bbolt has them now: the journal starts over. Its old groups hold
+		// Seqs bbolt has, so recovery never takes them again.
+		db.tmu.Lock()
+		db.tail = nil
+		db.tmu.Unlock()
+		db.tailBytes, db.tailSize = 0, 0
+		db.jr.off = 0
 	}
 	return seqs, nil
 }
@@ -227,6 +312,9 @@ func pruneTo(n, bound uint64) uint64 {
 
 // Get returns record seq, or an error wrapping ErrNotFound.
 func (db *DB) Get(seq uint64) (Record, error) {
+	if t := db.tailSnapshot(); len(t) > 0 && seq >= t[0].seq && seq <= t[len(t)-1].seq {
+		return t[seq-t[0].seq].record()
+	}
 	var r Record
 	err := db.view(func(t *txn) error {
 		k := seqKey(seq)
@@ -266,6 +354,7 @@ func (db *DB) Scan(after uint64, fn func(Record) error) error {
 	if after == math.MaxUint64 {
 		return nil
 	}
+	tail := db.tailSnapshot()
 	var last uint64
 	err := db.view(func(t *txn) error {
 		if k, _ := t.inbox.Cursor().Last(); k != nil {
@@ -276,7 +365,24 @@ func (db *DB) Scan(after uint64, fn func(Record) error) error {
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
-	return db.each(after+1, last, fn)
+	if err := db.each(after+1, last, fn); err != nil {
+		return err
+	}
+	return eachTail(tailAfter(tail, max(after, last)), fn)
+}
+
+// eachTail calls fn for journaled records, oldest first.
+func eachTail(tail []tailRec, fn func(Record) error) error {
+	for _, r := range tail {
+		rec, err := r.record()
+		if err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Tail calls fn for the last n records, oldest first.
@@ -284,6 +390,7 @@ func (db *DB) Tail(n int, fn func(Record) error) error {
 	if n <= 0 {
 		return nil
 	}
+	tail := db.tailSnapshot()
 	var first, last uint64
 	err := db.view(func(t *txn) error {
 		c := t.inbox.Cursor()
@@ -292,8 +399,11 @@ func (db *DB) Tail(n int, fn func(Record) error) error {
 			return nil
 		}
 		last = getSeq(k)
+		if tail = tailAfter(tail, last); len(tail) >= n {
+			return nil
+		}
 		first = last
-		for i := 1; i < n; i++ {
+		for i := 1; i < n-len(tail); i++ {
 			if k, _ = c.Prev(); k == nil {
 				break
 			}
@@ -304,10 +414,15 @@ func (db *DB) Tail(n int, fn func(Record) error) error {
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
-	if last == 0 {
-		return nil
+	if len(tail) >= n {
+		return eachTail(tail[len(tail)-n:], fn)
 	}
-	return db.each(first, last, fn)
+	if first != 0 {
+		if err := db.each(first, last, fn); err != nil {
+			return err
+		}
+	}
+	return eachTail(tail, fn)
 }
 
 // Chunk bounds for each: at least one record per transaction, then up to
@@ -356,6 +471,7 @@ func (db *DB) each(from, to uint64, fn func(Record) error) error {
 // Stats returns the inbox's counters. It reads a few meta values and the
 // two ends of the inbox: no scan, whatever the size.
 func (db *DB) Stats() (Stats, error) {
+	tail := db.tailSnapshot()
 	var s Stats
 	err := db.view(func(t *txn) error {
 		c, err := t.inboxCounters()
@@ -374,6 +490,14 @@ func (db *DB) Stats() (Stats, error) {
 	})
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	for _, r := range tailAfter(tail, s.LastSeq) {
+		s.Total++
+		s.Bytes += r.size
+		s.LastSeq = r.seq
+		if s.FirstSeq == 0 {
+			s.FirstSeq = r.seq
+		}
 	}
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,18 @@ type DB struct {
 	// pre keeps allocated blocks ahead of bbolt's high-water mark; used
 	// only inside write transactions.
 	pre *preallocation
+
+	// The journal in front of bbolt (journal.go). wmu serialises Append
+	// and Close: it owns jr, lastSeq and the writes to tail. tmu guards
+	// tail for readers (tailSnapshot).
+	wmu       sync.Mutex
+	jr        *journal      // nil: no journal; every commit goes to bbolt
+	lastSeq   uint64        // the last Seq assigned, in bbolt or the journal
+	inBolt    inboxCounters // bbolt's inbox counters after the last commit of Append's
+	tmu       sync.RWMutex
+	tail      []tailRec // journaled, not yet in bbolt: Seqs lastSeq-len+1..lastSeq
+	tailBytes int       // their encoded bytes
+	tailSize  uint64    // their topic+payload bytes, as counted against RetainBytes
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,6 +72,7 @@ var (
 	keyCmdCount     = []byte("cmd.count")     // entries in commands
 	keyOutboxSeq    = []byte("outbox.seq")    // last outbox id assigned
 	keyOutboxCount  = []byte("outbox.count")  // entries in outbox
+	keyJournalID    = []byte("journal.id")    // in each journal group: a journal from another store is not replayed
 )
 
 // schemaVersion is the layout this code reads and writes. A file with a
@@ -145,7 +159,47 @@ func Open(dir string, opts *Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if err := db.openJournal(dir); err != nil {
+		_ = db.pre.close()
+		_ = b.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+// openJournal opens the journal and takes in the records it holds beyond
+// bbolt's. A store that cannot have one (its id or file cannot be written:
+// a full disk) runs without it, committing everything to bbolt; a journal
+// that exists but cannot be read fails the open, since it may hold
+// acknowledged records.
+func (db *DB) openJournal(dir string) error {
+	err := db.view(func(t *txn) error {
+		c, err := t.inboxCounters()
+		db.lastSeq, db.inBolt = c.seq, c
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", db.path, err)
+	}
+	id, err := db.journalID(func() uint64 { return rand.Uint64() | 1 })
+	if err != nil {
+		return nil
+	}
+	jr, tail, err := openJournal(dir, id, db.lastSeq)
+	if err != nil {
+		path := filepath.Join(dir, JournalName)
+		if st, serr := os.Stat(path); serr == nil && st.Size() > 0 {
+			return fmt.Errorf("journal %s: %w; it may hold acknowledged messages: make it readable and writable by the agent's user", path, err)
+		}
+		return nil
+	}
+	db.jr, db.tail = jr, tail
+	for _, r := range tail {
+		db.tailBytes += len(r.val)
+		db.tailSize += uint64(r.size)
+	}
+	db.lastSeq += uint64(len(tail))
+	return nil
 }
 
 // openError turns bbolt's open errors into ours.
@@ -219,7 +273,16 @@ func (db *DB) Path() string { return db.path }
 // later calls return the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.closeErr = db.bolt.Close()
+		// Move the journal's records into bbolt, so a stopped agent leaves
+		// one file to read. If that fails they stay in the journal, and the
+		// next Open takes them in again.
+		_ = db.checkpoint()
+		db.wmu.Lock()
+		defer db.wmu.Unlock()
+		if err := db.jr.close(); err != nil {
+			db.closeErr = err
+		}
+		db.closeErr = errors.Join(db.closeErr, db.bolt.Close())
 		if err := db.pre.close(); db.closeErr == nil {
 			db.closeErr = err
 		}
