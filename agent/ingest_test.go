@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -191,10 +192,10 @@ func TestWriterTakeLingersOnlyUnderAFlood(t *testing.T) {
 		wantSleeps int
 	}{
 		{name: "lone message: committed at once", queued: 0, arrivals: []int{50}, wantBatch: 1, wantSleeps: 0},
-		{name: "flood: waits until lingerBatch", queued: 40, arrivals: []int{60, 60, 60, 60, 60}, wantBatch: 41 + 4*60, wantSleeps: 4},
+		{name: "flood: waits until lingerBatch", queued: 40, arrivals: []int{300, 300, 300, 300, 300}, wantBatch: lingerBatch, wantSleeps: 4},
 		{name: "burst that stops: one empty step ends it", queued: 9, arrivals: []int{5, 0, 100}, wantBatch: 15, wantSleeps: 2},
-		{name: "slow flood: at most lingerSteps steps", queued: 1, arrivals: []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}, wantBatch: 2 + 3*lingerSteps, wantSleeps: lingerSteps},
-		{name: "full queue: no wait", queued: lingerBatch, arrivals: []int{10}, wantBatch: lingerBatch + 1, wantSleeps: 0},
+		{name: "slow flood: at most lingerSteps steps", queued: 1, arrivals: slices.Repeat([]int{3}, lingerSteps+2), wantBatch: 2 + 3*lingerSteps, wantSleeps: lingerSteps},
+		{name: "full queue: no wait", queued: lingerBatch, arrivals: []int{10}, wantBatch: maxBatch, wantSleeps: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWriter(writerConfig{Health: newHealth(time.Now()), Log: quietLogger()})
