@@ -32,7 +32,7 @@ func TestDefaults(t *testing.T) {
 		HW:        HW{Backend: "periph"},
 		Relays: []Relay{{Name: "pump", Pin: "GPIO17", PowerOn: relay.PowerOnOff, MaxOn: 0,
 			FeedbackTimeout: 500 * time.Millisecond, Offline: OfflineKeep, OfflineAfter: 5 * time.Minute}},
-		Store:   Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 200 * time.Millisecond},
+		Store:   Store{RetainRecords: 100000, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 100 * time.Millisecond},
 		Metrics: Metrics{Interval: time.Minute},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -108,7 +108,7 @@ func TestValues(t *testing.T) {
 	if !reflect.DeepEqual(got.Relays, wantRelays) {
 		t.Errorf("relays = %+v\nwant     %+v", got.Relays, wantRelays)
 	}
-	if want := (Store{RetainRecords: 5, RetainBytes: 10_000_000, MaxDBSize: 1 << 30, CommitWindow: 200 * time.Millisecond}); !reflect.DeepEqual(got.Store, want) {
+	if want := (Store{RetainRecords: 5, RetainBytes: 10_000_000, MaxDBSize: 1 << 30, CommitWindow: 100 * time.Millisecond}); !reflect.DeepEqual(got.Store, want) {
 		t.Errorf("store = %+v, want %+v", got.Store, want)
 	}
 }

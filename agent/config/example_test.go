@@ -75,7 +75,7 @@ func TestExampleParses(t *testing.T) {
 		},
 		Bootstrap: Bootstrap{RefreshInterval: DefaultRefreshInterval},
 		HW:        HW{Backend: BackendPeriph},
-		Store:     Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 200 * time.Millisecond},
+		Store:     Store{RetainRecords: DefaultRetainRecords, RetainBytes: 64 << 20, MaxDBSize: 256 << 20, CommitWindow: 100 * time.Millisecond},
 		Metrics:   Metrics{Interval: time.Minute},
 	}
 	if !reflect.DeepEqual(got, want) {

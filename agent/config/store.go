@@ -6,10 +6,11 @@ import (
 )
 
 // DefaultCommitWindow is store.commit_window when it is absent: at 100
-// messages a second one commit carries up to 20 of them, a twentieth of
-// the flash writes, for at most 200 ms more before the PUBACK; a possible
-// command never waits for it (docs/flash.md).
-const DefaultCommitWindow = "200ms"
+// messages a second one commit carries about 10 of them, which fill one 4
+// KiB block of the store's journal, for at most 100 ms more before the
+// PUBACK; a possible command never waits for it (docs/flash.md). A longer
+// window writes no less: 20 messages take two blocks.
+const DefaultCommitWindow = "100ms"
 
 // maxCommitWindow bounds store.commit_window: the writer's heartbeat and
 // the broker's patience with unacknowledged messages are counted in

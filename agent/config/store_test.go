@@ -12,7 +12,7 @@ func TestCommitWindow(t *testing.T) {
 		want  time.Duration
 		fail  string
 	}{
-		{"", 200 * time.Millisecond, ""},
+		{"", 100 * time.Millisecond, ""},
 		{`"0s"`, 0, ""},
 		{`"50ms"`, 50 * time.Millisecond, ""},
 		{`"1s"`, time.Second, ""},
