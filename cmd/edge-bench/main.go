@@ -223,8 +223,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	// Ctrl-C: the subjects die with us (Pdeathsig); stop the broker, keep
-	// the directory.
+	// Ctrl-C: the subjects die with us (Pdeathsig); stop the broker,
+	// detach the loop devices and slow cards, keep the directory.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -232,6 +232,7 @@ func main() {
 		if b := e.broker; b != nil {
 			b.stop()
 		}
+		runAtExit()
 		fmt.Fprintf(os.Stderr, "edge-bench: interrupted; work directory %s\n", e.dir)
 		os.Exit(130)
 	}()
