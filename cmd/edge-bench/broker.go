@@ -169,7 +169,14 @@ func (b *broker) debug(on bool) error {
 	for len(b.reloads) > 0 {
 		<-b.reloads
 	}
-	if err := syscall.Kill(b.m.Pid(), syscall.SIGHUP); err != nil {
+	// Pid is 0 once the broker is stopped (an interrupted bench stops it
+	// under a running phase), and kill(0) would signal our whole process
+	// group: the bench, its subjects and the shell that started it.
+	pid := b.m.Pid()
+	if pid <= 0 {
+		return fmt.Errorf("SIGHUP mosquitto: it is not running")
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("SIGHUP mosquitto: %w", err)
 	}
 	select {

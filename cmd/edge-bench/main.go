@@ -77,8 +77,9 @@ var sectionNames = []string{"ingest", "commands", "footprint", "scale", "oversiz
 // env is what every section shares.
 type env struct {
 	agentBin   string
-	compareBin string // -compare: a second agent build the drain section runs beside agentBin
-	slowIOPS   int    // -slow-iops: the slow section's throttle
+	compareBin string        // -compare: a second agent build the drain section runs beside agentBin
+	slowSync   time.Duration // -slow-sync: the slow card's cache flush
+	slowWrite  time.Duration // -slow-write: the slow card's write request
 	scriptPath string
 	cpuProfile string // where the agent writes a profile of its drain; "" = none
 	distDir    string
@@ -140,22 +141,24 @@ func (e *env) fail(format string, args ...any) {
 }
 
 func main() {
+	serveCardIfAsked() // the slow section's card server: this binary again
 	var (
-		agentBin = flag.String("agent", "bin/edge-agent", "the edge-agent binary under test")
-		runs     = flag.Int("runs", 0, "runs of every measurement (default 3; 1 with -quick)")
-		quick    = flag.Bool("quick", false, "smaller sizes for a smoke run (figures not comparable with the targets)")
-		only     = flag.String("only", "", "comma-separated sections to run (default all): "+strings.Join(sectionNames, ","))
-		distDir  = flag.String("dist", "dist", "directory holding the release binaries (make dist) whose sizes are reported")
-		keep     = flag.Bool("keep", false, "keep the work directory (logs, databases, broker log)")
-		script   = flag.String("script", defaultScript, "the old script (baseline)")
-		profile  = flag.String("cpuprofile", "", "write a CPU profile of the agent's backlog drain (in the last run) to this file; the agent must be built with -tags pprof (make profile)")
-		nagle    = flag.Bool("nagle", false, "leave mosquitto's default set_tcp_nodelay false (Nagle on): latencies then measure the broker's batching")
-		compare  = flag.String("compare", "", "a second agent build that the drain section (-only drain) drains beside -agent in every run, order swapped each run, each relative to mosquitto_sub")
-		slowIOPS = flag.Int("slow-iops", 200, "the slow section's disk: write requests a second the block layer lets the agent make to it (200: a 4 KiB write + fdatasync takes about 5-10 ms, as on an SD card)")
-		windows  = flag.String("windows", "0s,20ms,100ms", "commit_window values the wear section compares at 100/s (\"\" for an agent without [store] commit_window)")
+		agentBin  = flag.String("agent", "bin/edge-agent", "the edge-agent binary under test")
+		runs      = flag.Int("runs", 0, "runs of every measurement (default 3; 1 with -quick)")
+		quick     = flag.Bool("quick", false, "smaller sizes for a smoke run (figures not comparable with the targets)")
+		only      = flag.String("only", "", "comma-separated sections to run (default all): "+strings.Join(sectionNames, ","))
+		distDir   = flag.String("dist", "dist", "directory holding the release binaries (make dist) whose sizes are reported")
+		keep      = flag.Bool("keep", false, "keep the work directory (logs, databases, broker log)")
+		script    = flag.String("script", defaultScript, "the old script (baseline)")
+		profile   = flag.String("cpuprofile", "", "write a CPU profile of the agent's backlog drain (in the last run) to this file; the agent must be built with -tags pprof (make profile)")
+		nagle     = flag.Bool("nagle", false, "leave mosquitto's default set_tcp_nodelay false (Nagle on): latencies then measure the broker's batching")
+		compare   = flag.String("compare", "", "a second agent build that the drain section (-only drain) drains beside -agent in every run, order swapped each run, each relative to mosquitto_sub")
+		slowSync  = flag.Duration("slow-sync", 5*time.Millisecond, "the slow section's card: how long each cache flush (every fdatasync, every journal commit) takes (5ms: a 4 KiB write + fdatasync takes about 5-6 ms, as on an SD card)")
+		slowWrite = flag.Duration("slow-write", 0, "the slow section's card: how long each write request takes before its data is written, besides the flushes")
+		windows   = flag.String("windows", "0s,20ms,100ms", "commit_window values the wear section compares at 100/s (\"\" for an agent without [store] commit_window)")
 	)
 	flag.Parse()
-	e := &env{sz: fullSizes, runs: *runs, slowIOPS: *slowIOPS, distDir: *distDir, scriptPath: *script, cpuProfile: *profile, rep: newReport(),
+	e := &env{sz: fullSizes, runs: *runs, slowSync: *slowSync, slowWrite: *slowWrite, distDir: *distDir, scriptPath: *script, cpuProfile: *profile, rep: newReport(),
 		sections: map[string]bool{}, templates: map[int]string{}, started: time.Now(),
 		token: strconv.FormatInt(time.Now().UnixNano()%1e6, 36)}
 	if *quick {
@@ -223,8 +226,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	// Ctrl-C: the subjects die with us (Pdeathsig); stop the broker, keep
-	// the directory.
+	// Ctrl-C: the subjects die with us (Pdeathsig); stop the broker,
+	// detach the loop devices and slow cards, keep the directory.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -232,6 +235,7 @@ func main() {
 		if b := e.broker; b != nil {
 			b.stop()
 		}
+		runAtExit()
 		fmt.Fprintf(os.Stderr, "edge-bench: interrupted; work directory %s\n", e.dir)
 		os.Exit(130)
 	}()
@@ -330,6 +334,11 @@ func prerequisites(e *env) error {
 	if e.sections["wear"] || e.sections["slow"] {
 		if err := wearPrerequisites(); err != nil {
 			return err
+		}
+	}
+	if e.sections["slow"] {
+		if _, err := os.Stat("/dev/fuse"); err != nil {
+			return fmt.Errorf("the slow section serves its card over FUSE: %v (modprobe fuse; in a container, pass --device /dev/fuse; or leave it out: -only without slow)", err)
 		}
 	}
 	if !e.sections["ingest"] && !e.sections["wear"] && !e.sections["drain"] {

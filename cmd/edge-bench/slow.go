@@ -4,119 +4,86 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The slow section runs the ingest figures on a disk as slow to sync as an
-// SD card: the agent's data_dir on a loop ext4 of its own, and the agent in
-// a cgroup (v1 blkio) whose writes to that device the kernel's block layer
-// throttles to slowIOPS requests a second. A commit's fdatasync then waits
-// for its data and flush requests to pass the throttle, milliseconds as on
-// a card, while the CPU stays this machine's. The disk's own fdatasync is
-// timed from a thread in the same cgroup on the same device.
-const blkioRoot = "/sys/fs/cgroup/blkio"
+// SD card: the agent's data_dir on ext4 on a loop device whose image is a
+// slow card (slowcard.go), each cache flush taking -slow-sync, while the
+// CPU stays this machine's.
 
-// slowDisk is the throttled loop file system and its cgroup.
+// slowDisk is a slow card with a loop ext4 on it.
 type slowDisk struct {
-	fs     *loopFS
-	cgroup string // its directory
+	backing string // the card's image on the machine's disk
+	card    *slowCard
+	fs      *loopFS
 }
 
-// newSlowDisk mounts a fresh loop ext4 on mnt and makes a cgroup whose
-// writes to it are throttled to iops requests a second.
-func newSlowDisk(img, mnt, name string, iops int) (*slowDisk, error) {
-	fs, err := newLoopFS(img, mnt)
-	if err != nil {
+// newSlowDisk makes the image in dir (mkfs on the machine's disk, at its
+// speed), serves it as a card on dir/card and mounts the ext4 on it on mnt.
+func newSlowDisk(dir, mnt string, syncDelay, writeDelay time.Duration) (*slowDisk, error) {
+	d := &slowDisk{backing: filepath.Join(dir, "card-image")}
+	if err := mkfsImage(d.backing); err != nil {
 		return nil, err
 	}
-	devno, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(fs.dev), "dev"))
+	card, err := mountSlowCard(d.backing, filepath.Join(dir, "card"), filepath.Join(dir, "card.log"), syncDelay, writeDelay)
 	if err != nil {
-		fs.close()
+		os.Remove(d.backing)
 		return nil, err
 	}
-	cg := filepath.Join(blkioRoot, name)
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		fs.close()
-		return nil, fmt.Errorf("cgroup %s: %w (the slow section needs cgroup v1 blkio with throttling)", cg, err)
+	d.card = card
+	if d.fs, err = attachLoopFS(card.path(), mnt); err != nil {
+		d.close()
+		return nil, err
 	}
-	rule := strings.TrimSpace(string(devno)) + " " + strconv.Itoa(iops)
-	if err := os.WriteFile(filepath.Join(cg, "blkio.throttle.write_iops_device"), []byte(rule), 0o644); err != nil {
-		_ = os.Remove(cg)
-		fs.close()
-		return nil, fmt.Errorf("throttle %s: %w", rule, err)
-	}
-	return &slowDisk{fs: fs, cgroup: cg}, nil
+	return d, nil
 }
 
-// wrap returns a script that joins the cgroup and runs bin with its
-// arguments: the agent's process (exec keeps its pid) is throttled from
-// its first write.
-func (d *slowDisk) wrap(dir, bin string) (string, error) {
-	path := filepath.Join(dir, "in-cgroup.sh")
-	script := fmt.Sprintf("#!/bin/sh\necho $$ > %s/cgroup.procs || exit 1\nexec %s \"$@\"\n", d.cgroup, bin)
-	return path, os.WriteFile(path, []byte(script), 0o755)
-}
-
-// probe times n 4 KiB overwrites + fdatasync, back to back, from a thread
-// that has joined the cgroup (v1 moves single threads), and returns the
-// latencies in ms. Back to back, because the throttle is a rate: a lone
-// request on an idle device passes at once (the block layer allows a
-// slice's worth in a burst), so the floor under a commit is what a sync
-// takes while the device is kept busy, as the agent keeps it under load.
+// probe times n 4 KiB overwrites + fdatasync, one every 10 ms, and checks
+// that each reached the card as a cache flush: if loop stopped passing
+// flushes down (a write cache it did not advertise), the section would
+// measure this machine's page cache, not a card.
 func (d *slowDisk) probe(n int) ([]float64, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	tid := strconv.Itoa(unix.Gettid())
-	if err := os.WriteFile(filepath.Join(d.cgroup, "tasks"), []byte(tid), 0o644); err != nil {
-		return nil, err
-	}
-	// Back to the root group before the thread is unlocked and reused.
-	defer os.WriteFile(filepath.Join(blkioRoot, "tasks"), []byte(tid), 0o644)
-	f, err := os.OpenFile(filepath.Join(d.fs.mnt, "probe"), os.O_CREATE|os.O_RDWR, 0o600)
+	before, err := d.card.syncs()
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	block := make([]byte, 4096)
-	if _, err := f.WriteAt(block, 0); err != nil {
+	ms, err := timeSyncs(d.fs.mnt, n, pacedEvery)
+	if err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
+	after, err := d.card.syncs()
+	if err != nil {
 		return nil, err
 	}
-	var ms []float64
-	for i := range n {
-		block[0] = byte(i)
-		t := time.Now()
-		if _, err := f.WriteAt(block, 0); err != nil {
-			return nil, err
-		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return nil, err
-		}
-		ms = append(ms, float64(time.Since(t))/1e6)
+	if got := after - before; got < int64(n) {
+		return nil, fmt.Errorf("%d fdatasyncs on %s reached the card as %d flushes (want ≥ %d): check /sys/block/%s/queue/write_cache says \"write back\"",
+			n, d.fs.dev, got, n, filepath.Base(d.fs.dev))
 	}
 	return ms, nil
 }
 
 func (d *slowDisk) close() {
-	d.fs.close()
-	_ = os.Remove(d.cgroup)
+	if d.fs != nil {
+		_ = d.fs.close()
+	}
+	_ = d.card.close()
+	os.Remove(d.backing)
 }
 
-// slowSection: on the throttled disk, the disk's own fdatasync p50/p99,
+// slowSection: on the slow card, the disk's own fdatasync p50/p99,
 // then for a fresh agent each: a backlog drain, a live flood, and
 // publish→stored at 100/s with commit_window 0 and with the default.
 func slowSection(e *env) {
-	name := fmt.Sprintf("edge-bench-%s-r%d", e.token, e.run)
-	newDisk := func(dir string, i int) (*slowDisk, error) {
-		return newSlowDisk(filepath.Join(dir, "disk.img"), filepath.Join(dir, "data"), fmt.Sprintf("%s-%d", name, i), e.slowIOPS)
+	if done, err := clearStaleCards(); err != nil {
+		e.fail("slow: %v", err)
+		return
+	} else if len(done) > 0 {
+		e.progress("slow: removed what a killed bench left: %s", strings.Join(done, ", "))
+	}
+	newDisk := func(dir, mnt string) (*slowDisk, error) {
+		return newSlowDisk(dir, mnt, e.slowSync, e.slowWrite)
 	}
 	var disks []*slowDisk
 	defer func() {
@@ -127,30 +94,29 @@ func slowSection(e *env) {
 	// Each agent gets its own disk (a fresh file system, as the wear
 	// section's), the probe the first one.
 	onDisk := func(a *agent) error {
-		d, err := newDisk(a.dir, len(disks))
+		d, err := newDisk(a.dir, a.dataDir)
 		if err != nil {
 			return err
 		}
 		disks = append(disks, d)
-		a.bin, err = d.wrap(a.dir, e.agentBin)
-		return err
+		return nil
 	}
 	probeDir := e.sub("slow-probe")
-	d, err := newDisk(probeDir, 99)
+	d, err := newDisk(probeDir, filepath.Join(probeDir, "mnt"))
 	if err != nil {
 		e.fail("slow disk: %v", err)
 		return
 	}
 	disks = append(disks, d)
-	e.progress("slow: fdatasync on the throttled disk (%d write requests/s)", e.slowIOPS)
+	e.progress("slow: fdatasync on the slow card (flush %v, write %v)", e.slowSync, e.slowWrite)
 	ms, err := d.probe(e.sz.wearSyncs)
 	if err != nil {
 		e.fail("slow disk probe: %v", err)
 		return
 	}
 	p99 := percentile(ms, 99)
-	e.rep.fig("slow.fdatasync.p50", "slow disk: fdatasync p50 of a 4 KiB write, back to back", "ms", 2).add(percentile(ms, 50))
-	e.rep.fig("slow.fdatasync.p99", "slow disk: fdatasync p99 of a 4 KiB write, back to back", "ms", 2).add(p99)
+	e.rep.fig("slow.fdatasync.p50", "slow disk: fdatasync p50 of a 4 KiB write", "ms", 2).add(percentile(ms, 50))
+	e.rep.fig("slow.fdatasync.p99", "slow disk: fdatasync p99 of a 4 KiB write", "ms", 2).add(p99)
 
 	n := e.sz.backlog / 5
 	e.progress("slow: backlog drain of %s messages, agent", num(float64(n), 0))
@@ -193,10 +159,35 @@ func slowSection(e *env) {
 		{"", "default commit_window (" + defaultCommitWindow + ")", "slow.latd."},
 	} {
 		e.progress("slow: publish→stored, %d messages at 100/s, %s", e.sz.paced, w.label)
-		lr := latencyRun{key: w.key, label: ", slow disk, " + w.label, st: storeCfg{commitWindow: w.window}, prep: onDisk}
+		var disk *slowDisk
+		var flushes0 int64
+		prep := func(a *agent) error {
+			if err := onDisk(a); err != nil {
+				return err
+			}
+			disk = disks[len(disks)-1]
+			var err error
+			flushes0, err = disk.card.syncs()
+			return err
+		}
+		lr := latencyRun{key: w.key, label: ", slow disk, " + w.label, st: storeCfg{commitWindow: w.window}, prep: prep}
 		if err := measureLatency(e, e.sz.paced, lr); err != nil {
 			e.fail("slow publish→stored (%s): %v", w.label, err)
 			continue
+		}
+		// What a commit asks of the card: the flushes the agent made
+		// (its start's few included) per commit of the phase.
+		flushes, err := disk.card.syncs()
+		if err != nil {
+			e.fail("slow publish→stored (%s): %v", w.label, err)
+			continue
+		}
+		if f := e.rep.get(w.key + "percommit"); f != nil && len(f.samples) > 0 {
+			if pc := f.samples[len(f.samples)-1]; pc > 0 {
+				commits := float64(e.sz.paced) / pc
+				e.rep.fig(w.key+"flushes", "card flushes per commit at 100/s (the agent's start included), slow disk, "+w.label, "", 1).
+					add(float64(flushes-flushes0) / commits)
+			}
 		}
 		// The target, on this run's disk.
 		bound, why := 2*p99+1, "2 × fdatasync p99 + 1"

@@ -430,37 +430,49 @@ func fdatasyncProbe(e *env) error {
 		return err
 	}
 	defer fs.close()
-	f, err := os.OpenFile(filepath.Join(fs.mnt, "probe"), os.O_CREATE|os.O_RDWR, 0o600)
+	ms, err := timeSyncs(fs.mnt, e.sz.wearSyncs, pacedEvery)
 	if err != nil {
 		return err
 	}
+	e.rep.fig("wear.fdatasync.p50", "fdatasync p50 of a 4 KiB write on the loop ext4", "ms", 2).add(percentile(ms, 50))
+	e.rep.fig("wear.fdatasync.p99", "fdatasync p99 of a 4 KiB write on the loop ext4", "ms", 2).add(percentile(ms, 99))
+	return nil
+}
+
+// timeSyncs times n 4 KiB overwrites + fdatasync of one block of a file
+// in dir (allocated first: a plain data write and the device's cache
+// flush), one every `every`, and returns each one's ms.
+func timeSyncs(dir string, n int, every time.Duration) ([]float64, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
 	defer f.Close()
 	block := make([]byte, 4096)
 	if _, err := f.WriteAt(block, 0); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return nil, err
 	}
 	var ms []float64
 	start := time.Now()
-	for i := range e.sz.wearSyncs {
-		if d := time.Until(start.Add(time.Duration(i) * pacedEvery)); d > 0 {
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * every)); d > 0 {
 			time.Sleep(d)
 		}
 		block[0] = byte(i)
 		t := time.Now()
 		if _, err := f.WriteAt(block, 0); err != nil {
-			return err
+			return nil, err
 		}
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return err
+			return nil, err
 		}
 		ms = append(ms, float64(time.Since(t))/1e6)
 	}
-	e.rep.fig("wear.fdatasync.p50", "fdatasync p50 of a 4 KiB write on the loop ext4", "ms", 2).add(percentile(ms, 50))
-	e.rep.fig("wear.fdatasync.p99", "fdatasync p99 of a 4 KiB write on the loop ext4", "ms", 2).add(percentile(ms, 99))
-	return nil
+	return ms, nil
 }
 
 // wearTemplate makes, once, the store the "full" agent starts on.
