@@ -17,6 +17,12 @@ type Inbox interface {
 	Append(msgs []store.Message) ([]uint64, error)
 }
 
+// journalSettler is the store's SettleJournal: an Inbox with a journal
+// that can be emptied while the writer waits anyway (see await).
+type journalSettler interface {
+	SettleJournal() error
+}
+
 // inbound is a received message waiting for the writer, with the function
 // that sends its PUBACK.
 type inbound struct {
@@ -356,6 +362,12 @@ func (w *writer) take(ctx context.Context, batch []inbound) []inbound {
 func (w *writer) await(ctx context.Context, batch []inbound) []inbound {
 	if w.CommitWindow <= 0 || len(batch) >= windowBatch || w.urgent(batch, 0) {
 		return batch
+	}
+	// The window is time the writer would spend waiting: the store's
+	// journal, if nearly full, moves into bbolt now rather than in the
+	// commit at the window's end, which the PUBACKs wait for.
+	if s, ok := w.inbox.(journalSettler); ok {
+		_ = s.SettleJournal() // on failure the records stay journaled; the commit meets the error
 	}
 	start := batch[0].msg.ReceivedAt
 	if start.IsZero() {

@@ -26,12 +26,21 @@ type recordingInbox struct {
 	commits   []int
 	ackedAt   []int // number of acks seen when each commit started
 	acks      *[]int
+	calls     []string // "settle" and "append", in order
+}
+
+func (r *recordingInbox) SettleJournal() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, "settle")
+	return r.db.SettleJournal()
 }
 
 func (r *recordingInbox) Append(msgs []store.Message) ([]uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.attempts++
+	r.calls = append(r.calls, "append")
 	r.ackedAt = append(r.ackedAt, len(*r.acks))
 	if r.attempts <= r.failFirst {
 		return nil, fmt.Errorf("write: %w", syscall.ENOSPC)
@@ -372,4 +381,27 @@ func TestCommitWindowEndsEarly(t *testing.T) {
 			t.Fatalf("two messages then silence waited %v, the whole window (quiet after %v)", took, windowQuiet)
 		}
 	})
+}
+
+// TestWindowSettlesTheJournalFirst: the commit window is time the writer
+// waits anyway, so the store's journal is settled at its start, not in the
+// commit the PUBACKs wait for; without a window nothing waits for it.
+func TestWindowSettlesTheJournalFirst(t *testing.T) {
+	for _, tc := range []struct {
+		win  time.Duration
+		want []string
+	}{
+		{20 * time.Millisecond, []string{"settle", "append"}},
+		{0, []string{"append"}},
+	} {
+		r := newWindowRig(t, tc.win)
+		r.send(1, "n", `{"a":1}`)
+		r.wait(t, 1, 5*time.Second)
+		r.inbox.mu.Lock()
+		got := slices.Clone(r.inbox.calls)
+		r.inbox.mu.Unlock()
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("window %v: calls %v, want %v", tc.win, got, tc.want)
+		}
+	}
 }

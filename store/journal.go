@@ -226,6 +226,22 @@ func (db *DB) checkpoint() error {
 	return err
 }
 
+// SettleJournal moves the journal into bbolt now if the next small commit
+// would have to (its records or the file are nearly full), and does
+// nothing otherwise. A caller with time on its hands calls it, so that
+// the move does not fall on a commit someone waits for: the agent's
+// writer does at the start of its commit window. An error leaves the
+// records in the journal, as they were.
+func (db *DB) SettleJournal() error {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if len(db.tail) == 0 || (db.tailBytes+journalDirect <= tailMax && db.jr.fits(journalHeader+journalDirect+journalBlock)) {
+		return nil
+	}
+	_, err := db.commitDirect(nil, nil, 0)
+	return err
+}
+
 // tailSnapshot returns the journaled records not yet in bbolt. The slice is
 // the reader's: Append only appends to db.tail or replaces it, never changes
 // an element. Readers take it before they look in bbolt, so a move into

@@ -237,3 +237,35 @@ func TestReadersSeeEveryRecordWhileTheJournalMoves(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestSettleJournalMovesOnlyWhenTheNextCommitWould(t *testing.T) {
+	db := openTest(t, nil)
+	m := numbered(0)
+	m.Payload = make([]byte, 1000)
+	mustAppend(t, db, m)
+	txid := db.txid(t)
+	if err := db.SettleJournal(); err != nil || db.txid(t) != txid {
+		t.Fatalf("a nearly empty journal was moved (err %v)", err)
+	}
+	// Fill the records in memory to within one direct commit's worth of
+	// tailMax: the next small commit would have to move them.
+	for db.tailBytes+journalDirect <= tailMax {
+		mustAppend(t, db, m)
+	}
+	n := db.lastSeq
+	if db.boltSeq(t) != 0 {
+		t.Fatalf("bbolt got records before the journal filled")
+	}
+	if err := db.SettleJournal(); err != nil {
+		t.Fatal(err)
+	}
+	if db.boltSeq(t) != n || len(db.tail) != 0 {
+		t.Errorf("after SettleJournal: bbolt's last seq %d, want %d; %d records still journaled", db.boltSeq(t), n, len(db.tail))
+	}
+	// The next small commit is a journal commit again.
+	txid = db.txid(t)
+	mustAppend(t, db, m)
+	if db.txid(t) != txid {
+		t.Errorf("the commit after settling went to bbolt")
+	}
+}
