@@ -88,6 +88,14 @@ func openJournal(dir string, id, last uint64) (*journal, []tailRec, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Like the database, it holds notifications: private, whatever a copy
+	// or a restore left it as.
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&^0o600 != 0 {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s is mode %04o, open to other users, and cannot be made 0600: %w", path, st.Mode().Perm(), err)
+		}
+	}
 	j := &journal{f: f, id: id}
 	buf := make([]byte, journalSize)
 	n, err := io.ReadFull(f, buf)
@@ -134,7 +142,11 @@ func readGroups(b []byte, id, last uint64) ([]tailRec, int64) {
 			binary.LittleEndian.Uint64(h[8:]) != id || binary.LittleEndian.Uint64(h[16:]) != last+1 {
 			break
 		}
-		recs, ok := parseGroup(b[off+journalHeader:off+journalHeader+bodyLen], last+1, int(binary.LittleEndian.Uint32(h[24:])))
+		count := int(binary.LittleEndian.Uint32(h[24:]))
+		if count > bodyLen {
+			break
+		}
+		recs, ok := parseGroup(b[off+journalHeader:off+journalHeader+bodyLen], last+1, count)
 		if !ok {
 			break
 		}

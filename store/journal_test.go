@@ -269,3 +269,48 @@ func TestSettleJournalMovesOnlyWhenTheNextCommitWould(t *testing.T) {
 		t.Errorf("the commit after settling went to bbolt")
 	}
 }
+
+func TestJournalIsMadePrivate(t *testing.T) {
+	dir := t.TempDir()
+	db := openAt(t, dir, nil)
+	mustAppend(t, db, numbered(1))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, JournalName)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	openAt(t, dir, nil)
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("journal mode after Open = %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+}
+
+// FuzzReadGroups: whatever a damaged card gives back, recovery returns
+// only records that decode, numbered on from last, and never panics.
+func FuzzReadGroups(f *testing.F) {
+	j := &journal{id: 7}
+	var vals [][]byte
+	for i := range 3 {
+		v, _ := encodeRecord(Record{Topic: "t", Payload: []byte(fmt.Sprint(i))})
+		vals = append(vals, v)
+	}
+	g := j.encodeGroup(11, vals)
+	f.Add(g, uint64(10))
+	f.Add(append(g, make([]byte, journalBlock)...), uint64(10))
+	f.Fuzz(func(t *testing.T, b []byte, last uint64) {
+		tail, end := readGroups(b, 7, last)
+		if end < 0 || end > int64(alignBlock(len(b))) {
+			t.Fatalf("end %d beyond %d bytes", end, len(b))
+		}
+		for i, r := range tail {
+			if r.seq != last+1+uint64(i) {
+				t.Fatalf("record %d numbered %d after %d", i, r.seq, last)
+			}
+			if _, err := r.record(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
