@@ -162,13 +162,16 @@ func (a *agent) exportLast(last int, fn func(control.Record) error) error {
 	})
 }
 
-// dbBytes is the size of the database file.
-func (a *agent) dbBytes() int64 {
-	st, err := os.Stat(filepath.Join(a.dataDir, store.FileName))
-	if err != nil {
-		return 0
+// storeBytes is the store's size on disk: its database file and its
+// journal (a preallocated 1 MiB), each as far as it exists.
+func (a *agent) storeBytes() int64 {
+	var n int64
+	for _, name := range []string{store.FileName, store.JournalName} {
+		if st, err := os.Stat(filepath.Join(a.dataDir, name)); err == nil {
+			n += st.Size()
+		}
 	}
-	return st.Size()
+	return n
 }
 
 // verify checks that every message 0..n-1 of stream tag is in the inbox at

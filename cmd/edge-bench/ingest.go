@@ -26,12 +26,12 @@ type drainResult struct {
 	firstToLast time.Duration
 	// startup is the agent's start-up to subscribed in the session's
 	// start, when nothing was queued yet (the scale figures).
-	startup   time.Duration
-	cpu       float64 // CPU seconds of the subject, first → last stored
-	hwmKB     int64   // agent: VmHWM when all were stored
-	perCommit float64 // agent: messages per commit; NaN without ingest
-	dbBytes   int64   // agent: database file size afterwards
-	total     int     // agent: inbox.total afterwards
+	startup    time.Duration
+	cpu        float64 // CPU seconds of the subject, first → last stored
+	hwmKB      int64   // agent: VmHWM when all were stored
+	perCommit  float64 // agent: messages per commit; NaN without ingest
+	storeBytes int64   // agent: the store's files (database and journal) afterwards
+	total      int     // agent: inbox.total afterwards
 }
 
 func (d drainResult) rate() float64 { return rate(d.n, d.firstToLast) }
@@ -101,7 +101,7 @@ func (e *env) drainThen(s subject, tag string, n int, prepared func() error, sto
 		return res, err
 	}
 	if as, ok := s.(agentSubject); ok {
-		res.dbBytes = as.dbBytes()
+		res.storeBytes = as.storeBytes()
 	}
 	return res, s.dropSession()
 }

@@ -102,10 +102,10 @@ type scaleCase struct {
 }
 
 // scaleSection is issue item 4 for one run: start-up and backlog drain
-// with 0, scaleMid and scaleBig stored records, database bytes per stored
-// message, and what retention does at its bound. The empty case is the
-// ingest section's agent drain when that ran in this run (same broker,
-// same size, same method).
+// with 0, scaleMid and scaleBig stored records, store bytes (database and
+// journal) per stored message, and what retention does at its bound. The
+// empty case is the ingest section's agent drain when that ran in this run
+// (same broker, same size, same method).
 func scaleSection(e *env, empty *drainResult) {
 	n := e.sz.scaleDrain
 	big := e.sz.scaleBig + n + 1000
@@ -132,7 +132,7 @@ func scaleSection(e *env, empty *drainResult) {
 		{"big", e.sz.scaleBig, num(float64(e.sz.scaleBig), 0), storeCfg{}}} {
 		st := e.rep.fig("scale.startup."+c.key, fmt.Sprintf("start-up to subscribed with %s stored records", c.label), "ms", 1)
 		rt := e.rep.fig("scale.rate."+c.key, fmt.Sprintf("backlog drain of %s into %s stored records", num(float64(n), 0), c.label), "msg/s", 0)
-		by := e.rep.fig("scale.bytes."+c.key, fmt.Sprintf("database bytes per stored message, %s + %s records (file ÷ records)", c.label, num(float64(n), 0)), "B", 0)
+		by := e.rep.fig("scale.bytes."+c.key, fmt.Sprintf("store bytes per stored message, %s + %s records (database and journal files ÷ records)", c.label, num(float64(n), 0)), "B", 0)
 		if c.key == "big" {
 			st.want("≤ 1 s", func(v float64) bool { return v <= 1000 })
 		}
@@ -143,7 +143,7 @@ func scaleSection(e *env, empty *drainResult) {
 		st.add(ms(r.startup))
 		rt.add(r.rate())
 		if r.total > 0 {
-			by.add(float64(r.dbBytes) / float64(r.total))
+			by.add(float64(r.storeBytes) / float64(r.total))
 		}
 	}
 	ratio := e.rep.fig("scale.ratio.big", fmt.Sprintf("drain rate with %s stored ÷ with an empty store (same run)", num(float64(e.sz.scaleBig), 0)), "×", 2).
@@ -166,15 +166,16 @@ func scaleSection(e *env, empty *drainResult) {
 	}
 	e.rep.fig("bound.rate", fmt.Sprintf("at the bound: backlog drain of %s into a full store (retain_records %s)", num(float64(n), 0), num(float64(bound), 0)), "msg/s", 0).add(r.rate())
 	e.rep.fig("bound.ratio", "at the bound: drain rate ÷ empty store's (same run)", "×", 2).add(r.rate() / results["0"].rate())
-	e.rep.fig("bound.before", "at the bound: database file before the drain", "MB", 1).add(float64(before) / 1e6)
-	e.rep.fig("bound.after", "at the bound: database file after the drain", "MB", 1).add(float64(r.dbBytes) / 1e6)
+	e.rep.fig("bound.before", "at the bound: store files (database and journal) before the drain", "MB", 1).add(float64(before) / 1e6)
+	e.rep.fig("bound.after", "at the bound: store files (database and journal) after the drain", "MB", 1).add(float64(r.storeBytes) / 1e6)
 	e.rep.fig("bound.total", "at the bound: inbox total after the drain", "records", 0).
 		want(fmt.Sprintf("= %s", num(float64(bound), 0)), func(v float64) bool { return int(v) == bound }).add(float64(r.total))
 }
 
 // scaleDrain copies the prefilled store of `records` (none for 0) into a
 // new agent with cfg and drains n messages into it: the session's start
-// is the start-up figure. It also returns the file size before the drain.
+// is the start-up figure. It also returns the store's size on disk before
+// the drain.
 func scaleDrain(e *env, name string, records int, cfg storeCfg, n int) (drainResult, int64, error) {
 	a, err := e.newAgent(name, cfg)
 	if err != nil {
@@ -191,7 +192,7 @@ func scaleDrain(e *env, name string, records int, cfg storeCfg, n int) (drainRes
 	}
 	var before int64
 	r, err := e.drain(agentSubject{a}, e.id(name), n, func() error {
-		before = a.dbBytes()
+		before = a.storeBytes()
 		return nil
 	})
 	return r, before, err

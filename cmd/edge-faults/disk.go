@@ -162,7 +162,7 @@ func runDiskFull(e *env, p params, r *result) {
 	for k := 0; k < killsFull; k++ {
 		time.Sleep(time.Duration(rnd.IntN(1500)) * time.Millisecond)
 		a.kill()
-		if _, err := checkStoreOffline(cfg.dataDir, scratch); err != nil {
+		if _, err := checkStoreOffline(cfg.dataDir, scratch, nil); err != nil {
 			r.fail("after a SIGKILL on the full disk the database fails its check: %v", err)
 		}
 		a, err = e.startAgent(cfgPath, nil)
@@ -217,7 +217,7 @@ func runDiskFull(e *env, p params, r *result) {
 	if err := a.term(10 * time.Second); err != nil {
 		r.fail("%v", err)
 	}
-	if _, err := checkStoreOffline(cfg.dataDir, scratch); err != nil {
+	if _, err := checkStoreOffline(cfg.dataDir, scratch, nil); err != nil {
 		r.fail("after the run the database fails its check: %v", err)
 	}
 	r.fig("disk", "8 MiB ext4, 5 MiB filler; full after %d messages of 64 KiB", fullAfter)

@@ -642,8 +642,8 @@ func runBigFlood(e *env, p params, r *result) {
 	r.fig("written to the store's disk (write_bytes)", "%.0f MB: %.2f× the payload", float64(io1["write_bytes"]-io0["write_bytes"])/1e6, float64(io1["write_bytes"]-io0["write_bytes"])/total)
 	r.fig("stored byte-exact", "%d of %d; %d lost, %d duplicates, %d wrong", n-lost, n, lost, dups, bad)
 	r.fig("agent peak RSS (VmHWM)", "%s (idle %s)", mb(peak.hwm), mb(idle.now))
-	r.fig("of which, sampled every 5 ms", "anonymous peak %s (bound %s); the store's mapped file peak %s (file %s)", mb(smp.anon), mb(floodMaxRSS), mb(smp.file), mb(dbSize(cfg.dataDir)))
-	summarise("bigflood", "%d × %s: all stored in %s, %d lost, peak RSS %s (anonymous %s, mapped store file %s)", n, mbOf(size), ms(took), lost, mb(peak.hwm), mb(smp.anon), mb(smp.file))
+	r.fig("of which, sampled every 5 ms", "anonymous peak %s (bound %s); the mapped database file peak %s (file %s)", mb(smp.anon), mb(floodMaxRSS), mb(smp.file), mb(dbSize(cfg.dataDir)))
+	summarise("bigflood", "%d × %s: all stored in %s, %d lost, peak RSS %s (anonymous %s, mapped database file %s)", n, mbOf(size), ms(took), lost, mb(peak.hwm), mb(smp.anon), mb(smp.file))
 }
 
 // runSocket abuses the running agent's control socket: a client sends
@@ -849,7 +849,8 @@ func runSocket(e *env, p params, r *result) {
 		mbOf(int(p.sockBytes)), kib(read), p.sockIdle, ms(maxDur(lat)), ms(recov), mb(peak.hwm))
 }
 
-// dbSize is the size of the store's file in dataDir.
+// dbSize is the size of the store's database file in dataDir: the file
+// bbolt maps. (The journal beside it is 1 MiB and never mapped.)
 func dbSize(dataDir string) int64 {
 	fi, err := os.Stat(filepath.Join(dataDir, store.FileName))
 	if err != nil {

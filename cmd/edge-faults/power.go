@@ -3,12 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/edge-agent/edge-agent/agent/agenttest"
@@ -30,13 +30,27 @@ pin = "GPIO6"
 power_on = "restore"
 `
 
+// powerStore: every message its own commit. With the default commit
+// window a batch gathers plain notifications until the next command (one
+// in eight here) and goes to bbolt whole, so no kill would land in the
+// journal. Committed at once, each plain notification is a small commit
+// to the journal and each command a bbolt commit that takes the journaled
+// ones along: kills land in both files' writes and syncs.
+const powerStore = `
+[store]
+commit_window = "0s"
+`
+
 // runPower streams numbered QoS 1 notifications with a command every eighth
 // message and SIGKILLs the agent p.kills times: at random instants (some
 // during start-up, while the store checks its file), and inside the commit
-// path through strace (some followed by a torn unsynced write). Then:
-// every acknowledged message is stored, no command id executed twice, the
-// relays are in the state the executed commands imply, and every start
-// opened the store and passed its check.
+// path through strace (some followed by a power cut's tear of what was not
+// synced). The strace runs aim in turn at the file fewer kills have landed
+// in: the database (commands flowing) or the journal (plain notifications
+// only, while that run lasts). Then: every acknowledged message is stored,
+// no command id executed twice, the relays are in the state the executed
+// commands imply, every start opened the store and passed its check, and
+// kills landed in both files.
 func runPower(e *env, p params, r *result) {
 	if !needTools(r, false, "strace") {
 		return
@@ -49,7 +63,7 @@ func runPower(e *env, p params, r *result) {
 	defer m.Stop()
 	dir := e.sub("power")
 	cfg := newAgentConfig("faults-power", m.URL)
-	cfg.extra = powerRelays
+	cfg.extra = powerRelays + powerStore
 	cfgPath, err := e.writeConfig(dir, cfg)
 	if err != nil {
 		r.fail("%v", err)
@@ -70,8 +84,11 @@ func runPower(e *env, p params, r *result) {
 		setOn[k] = rnd.IntN(2) == 0
 	}
 	s := e.newStream(m.URL, "faults-power-pub", notify, "power", 2*time.Millisecond)
+	// plain: while set, the stream sends plain notifications only, which
+	// the agent commits to its journal (see kindJournal).
+	var plain atomic.Bool
 	s.payload = func(i int) []byte {
-		if i%8 != 7 {
+		if i%8 != 7 || plain.Load() {
 			return textOrBinary("power", i)
 		}
 		k := i / 8
@@ -100,15 +117,22 @@ func runPower(e *env, p params, r *result) {
 		randomKills, preOpen, syscallKills, fallback, torn int
 		straceRuns, bootsChecked                           int
 		expectBoot                                         map[string]store.RelayState
-		phases                                             = map[string]int{}
+		phases, tornPhases                                 = map[string]int{}, map[string]int{}
+		traceFile, injected                                string // the strace run's
 		storeOpens                                         int
-		checkErrs                                          int
+		prevHeld                                           map[string]bool // payloads after the last kill
+		checkErrs, goneErrs                                int
 	)
 	scratch := e.sub("power-scratch")
 	const (
 		kindRandom  = iota // a random instant once the store is open
 		kindStartup        // during start-up: the store's check and open
-		kindSyscall        // under strace, at an injected call in a commit
+		kindSyscall        // under strace, at an injected call in a commit, with commands flowing
+		// kindJournal: as kindSyscall, while the stream sends plain
+		// notifications only. A command's commit, the dispatcher's two per
+		// command and the outbox's are all bbolt's: with commands flowing
+		// about one call in ten is the journal's.
+		kindJournal
 	)
 	kind := kindRandom
 	for k := 0; k < p.kills; k++ {
@@ -125,7 +149,7 @@ func runPower(e *env, p params, r *result) {
 			cur.kill()
 			randomKills++
 			preOpen++
-		case kindSyscall:
+		case kindSyscall, kindJournal:
 			select {
 			case <-cur.done:
 			case <-time.After(6 * time.Second):
@@ -142,37 +166,54 @@ func runPower(e *env, p params, r *result) {
 		} else if kind == kindRandom {
 			r.fail("run %d never reached \"store open\":\n%s", len(runs), tail(cur.Log(), 10))
 		}
-		if kind == kindSyscall {
+		how := "" // how this kill went, for a failure below
+		if kind == kindSyscall || kind == kindJournal {
 			straceRuns++
-			trace := cur.cmd.Args[6]
-			ck, err := parseTrace(trace)
+			ck, err := parseTrace(traceFile, injected)
 			if err != nil {
 				r.fail("trace: %v", err)
 			}
 			if ck.landed {
 				syscallKills++
 				phases[ck.phase]++
-				// Half of the kills become power cuts: the writes since the
-				// last completed fdatasync torn.
-				if len(ck.unsynced) > 0 && rnd.IntN(2) == 0 {
-					n, err := tear(filepath.Join(cfg.dataDir, store.FileName), ck.unsynced, rnd)
+				how = fmt.Sprintf(" (killed in a %s of %s, trace %s", ck.phase, filepath.Base(ck.file), traceFile)
+				// Half of the kills become power cuts: in each file, the
+				// writes since its last completed sync and the write the
+				// kill interrupted torn.
+				if cut := ck.powerCut(); len(cut) > 0 && rnd.IntN(2) == 0 {
+					n, err := tearFiles(cfg.dataDir, cut, rnd)
 					if err != nil {
 						r.fail("tear: %v", err)
 					}
 					if n > 0 {
 						torn++
+						tornPhases[ck.phase]++
+						how += fmt.Sprintf(", then %d unsynced writes torn", n)
 					}
 				}
+				how += ")"
 			} else {
 				randomKills++
 			}
-			os.Remove(trace)
 		}
-		// The file must pass the store's check after every kill.
-		recorded, err := checkStoreOffline(cfg.dataDir, scratch)
+		// The files must pass the store's check after every kill, and hold
+		// every record they held after the kill before: what a start took
+		// in as stored, a later kill or power cut must not take away.
+		held := map[string]bool{}
+		recorded, err := checkStoreOffline(cfg.dataDir, scratch, func(rec store.Record) error {
+			held[string(rec.Payload)] = true
+			return nil
+		})
 		if err != nil {
 			checkErrs++
-			r.fail("after kill %d the database fails its check: %v", k+1, err)
+			r.fail("after kill %d%s the store fails its check: %v", k+1, how, err)
+		} else {
+			if gone, first := missing(prevHeld, held); gone > 0 {
+				goneErrs++
+				r.fail("after kill %d%s %d records the store held after kill %d are gone (first: %s)",
+					k+1, how, gone, k, control.PayloadPrefix([]byte(first), 40))
+			}
+			prevHeld = held
 		}
 		// The run just killed came up with its relays at the state the
 		// previous one left recorded (power_on = restore), straight away.
@@ -188,13 +229,19 @@ func runPower(e *env, p params, r *result) {
 			case x < 0.08:
 				kind = kindStartup
 			case x < 0.4:
+				// Aim at the file fewer kills have landed in so far.
 				kind = kindSyscall
+				if landedIn(phases, true) <= landedIn(phases, false) {
+					kind = kindJournal
+				}
 			}
 		}
+		plain.Store(kind == kindJournal)
 		var wrap []string
-		if kind == kindSyscall {
-			name := []string{"pwrite64", "fdatasync"}[rnd.IntN(2)]
-			wrap = straceArgs(filepath.Join(scratch, fmt.Sprintf("trace-%d", k)), name, 2+rnd.IntN(10))
+		if kind == kindSyscall || kind == kindJournal {
+			injected = []string{"pwrite64", "fdatasync"}[rnd.IntN(2)]
+			traceFile = filepath.Join(scratch, fmt.Sprintf("kill-%d.trace", k+2)) // the kill that ends it
+			wrap = straceArgs(traceFile, injected, 2+rnd.IntN(60))
 		}
 		next, err := e.startAgent(cfgPath, nil, wrap...)
 		if err != nil {
@@ -252,8 +299,8 @@ func runPower(e *env, p params, r *result) {
 	if err := cur.term(10 * time.Second); err != nil {
 		r.fail("final SIGTERM: %v", err)
 	}
-	if _, err := checkStoreOffline(cfg.dataDir, scratch); err != nil {
-		r.fail("after the final stop the database fails its check: %v", err)
+	if _, err := checkStoreOffline(cfg.dataDir, scratch, nil); err != nil {
+		r.fail("after the final stop the store fails its check: %v", err)
 	}
 	if rep.lost > 0 {
 		r.fail("%d of %d acknowledged messages lost (first: %s)", rep.lost, rep.acked, rep.firstLost)
@@ -262,9 +309,20 @@ func runPower(e *env, p params, r *result) {
 	if kills < p.kills {
 		r.fail("only %d kills landed, want %d", kills, p.kills)
 	}
+	// Both files must have been under the kills (the runs aim at each in
+	// turn): none in one means its traffic no longer reaches it.
+	if syscallKills >= 8 {
+		for _, journal := range []bool{true, false} {
+			if landedIn(phases, journal) == 0 {
+				r.fail("none of %d kills inside a commit landed in a write or sync of the %s", syscallKills, map[bool]string{true: "journal", false: "database"}[journal])
+			}
+		}
+	}
 	var ph []string
-	for _, name := range []string{"data write", "data fsync", "meta write", "meta fsync"} {
-		ph = append(ph, fmt.Sprintf("%s %d", name, phases[name]))
+	for _, name := range append(killPhases, "other") {
+		if n := phases[name]; n > 0 || name != "other" {
+			ph = append(ph, fmt.Sprintf("%s %d (%d torn)", name, n, tornPhases[name]))
+		}
 	}
 	r.fig("kills", "%d (%d at random instants, %d of them during start-up; %d inside a commit)", kills, randomKills, preOpen, syscallKills)
 	r.fig("kills inside a commit", "%s; %d then torn as by a power cut", strings.Join(ph, ", "), torn)
@@ -272,7 +330,7 @@ func runPower(e *env, p params, r *result) {
 		r.note("%d of %d runs under strace were not killed by the injection (%d did not reach their Nth call within 6 s) and count as random kills", n, straceRuns, fallback)
 	}
 	r.fig("runs that opened the store and passed its check", "%d of %d (the others killed during start-up)", storeOpens, len(runs))
-	r.fig("offline checks after each kill", "%d failed", checkErrs)
+	r.fig("offline checks after each kill", "%d failed; %d found a record gone that the check before held", checkErrs, goneErrs)
 	r.fig("boots with each relay line straight at its recorded state", "%d (every run that got as far as its relays)", bootsChecked)
 	r.fig("messages acknowledged by the broker", "%d (%d publishes not acknowledged)", rep.acked, s.failed)
 	r.fig("acknowledged messages lost", "%d", rep.lost)
@@ -281,12 +339,41 @@ func runPower(e *env, p params, r *result) {
 	r.fig("command ids executed twice", "%d", cc.twice)
 	r.fig("replies", "%d (%d resent for redelivered ids)", len(replies), cc.resent)
 	r.fig("final relays", "tog=%v (want %v), set=%v (want %v)", final.Relays["tog"].On, cc.wantTog, final.Relays["set"].On, cc.wantSet)
-	summarise("kills", "%d (%d random, %d in commit path, %d torn)", kills, randomKills, syscallKills, torn)
+	summarise("kills", "%d (%d random, %d in commit path: %d journal, %d database; %d torn)",
+		kills, randomKills, syscallKills, landedIn(phases, true), landedIn(phases, false), torn)
 	summarise("acked", "%d", rep.acked)
 	summarise("lost", "%d", rep.lost)
 	summarise("dups", "%d", rep.dups)
 	summarise("commands", "%d", cc.executed)
 	summarise("twice", "%d", cc.twice)
+}
+
+// missing counts the payloads in before that are not in after, and names
+// the first in sorted order.
+func missing(before, after map[string]bool) (int, string) {
+	var gone []string
+	for p := range before {
+		if !after[p] {
+			gone = append(gone, p)
+		}
+	}
+	sort.Strings(gone)
+	if len(gone) == 0 {
+		return 0, ""
+	}
+	return len(gone), gone[0]
+}
+
+// landedIn counts the kills in phases that landed in the journal's calls
+// (journal true) or in the database's.
+func landedIn(phases map[string]int, journal bool) int {
+	n := 0
+	for _, ph := range killPhases {
+		if strings.HasPrefix(ph, "journal ") == journal {
+			n += phases[ph]
+		}
+	}
+	return n
 }
 
 // powerPins are the relays' lines (powerRelays); active high.

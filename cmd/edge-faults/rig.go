@@ -405,13 +405,16 @@ func counts(recs []control.Record) (map[string]int, error) {
 	return m, nil
 }
 
-// checkStoreOffline opens a copy of the database file with the store's own
-// Open, which runs the integrity check (page bounds and bbolt's Tx.Check),
-// and returns the relay states it records. A copy, so that a repair of a
-// torn meta page does not hide anything from the agent's own next start.
-func checkStoreOffline(dataDir, scratch string) (map[string]store.RelayState, error) {
-	src := filepath.Join(dataDir, store.FileName)
-	b, err := os.ReadFile(src)
+// checkStoreOffline opens a copy of the store's files (the database and,
+// if there is one, the journal) with the store's own Open, which runs the
+// integrity check (page bounds and bbolt's Tx.Check) and replays the
+// journal's groups, and returns the relay states it records. A copy, so
+// that a repair of a torn meta page, or the zeros Open writes into a short
+// journal, hide nothing from the agent's own next start; and both files,
+// so that the check sees what that start sees. scan, if not nil, is called
+// for every record the copy holds, oldest first.
+func checkStoreOffline(dataDir, scratch string, scan func(store.Record) error) (map[string]store.RelayState, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, store.FileName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // killed before it was created
 	}
@@ -426,6 +429,15 @@ func checkStoreOffline(dataDir, scratch string) (map[string]store.RelayState, er
 	if err := os.WriteFile(filepath.Join(dir, store.FileName), b, 0o600); err != nil {
 		return nil, err
 	}
+	switch j, err := os.ReadFile(filepath.Join(dataDir, store.JournalName)); {
+	case errors.Is(err, os.ErrNotExist): // killed before it was created
+	case err != nil:
+		return nil, err
+	default:
+		if err := os.WriteFile(filepath.Join(dir, store.JournalName), j, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	db, err := store.Open(dir, nil)
 	if err != nil {
 		return nil, err
@@ -433,6 +445,11 @@ func checkStoreOffline(dataDir, scratch string) (map[string]store.RelayState, er
 	defer db.Close()
 	if _, err := db.Stats(); err != nil {
 		return nil, err
+	}
+	if scan != nil {
+		if err := db.Scan(0, scan); err != nil {
+			return nil, err
+		}
 	}
 	relays, err := db.Relays()
 	if err != nil {
