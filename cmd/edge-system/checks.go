@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 // The board: QEMU virt's PL061 is the guest's only GPIO controller, so
@@ -45,13 +47,7 @@ func agentConfig(port int) string {
 	w("# written by cmd/edge-system (make system)")
 	w("device_id = %q", deviceID)
 	w("")
-	w("[mqtt]")
-	w("broker = %q", fmt.Sprintf("tls://%s:%d", hostAlias, port))
-	w("username = %q", agentUser)
-	w(`password_file = "/etc/edge-agent/mqtt.pass"`)
-	w(`ca_file = "/etc/edge-agent/ca.pem"`)
-	w(`server_name = "localhost"`)
-	w(`keepalive = "10s"`)
+	b.WriteString(testcloud.MQTTConfig(port, agentUser))
 	w("")
 	w("[hw]")
 	w(`backend = "periph"`)
@@ -170,7 +166,7 @@ func (r *rig) checkInstall(res *result) bool {
 	}
 	res.fig("card copied in %s", secs(time.Since(t0)))
 	files := map[string]string{
-		"config.toml": agentConfig(r.cloud.broker.Port),
+		"config.toml": agentConfig(r.cloud.Broker.Port),
 		"mqtt.pass":   agentPass + "\n",
 	}
 	for name, body := range files {
@@ -179,7 +175,7 @@ func (r *rig) checkInstall(res *result) bool {
 			return false
 		}
 	}
-	if err := copyFile(r.cloud.pki.CAFile, filepath.Join(r.dir, "ca.pem"), 0o644); err != nil {
+	if err := copyFile(r.cloud.PKI.CAFile, filepath.Join(r.dir, "ca.pem"), 0o644); err != nil {
 		res.fail("%v", err)
 		return false
 	}
