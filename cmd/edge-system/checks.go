@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-agent/edge-agent/cmd/internal/agentstatus"
 	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
@@ -67,19 +68,7 @@ func agentConfig(port int) string {
 }
 
 // agentStatus is the part of `edge-agent status -json` the checks read.
-type agentStatus struct {
-	Version   string `json:"version"`
-	State     string `json:"state"`
-	Connected bool   `json:"connected"`
-	Inbox     struct {
-		Total int `json:"total"`
-	} `json:"inbox"`
-	Relays map[string]struct {
-		On    bool       `json:"on"`
-		Until *time.Time `json:"until"`
-	} `json:"relays"`
-	LastError string `json:"last_error"`
-}
+type agentStatus = agentstatus.Status
 
 func (r *rig) status() (agentStatus, error) {
 	var st agentStatus
@@ -95,20 +84,7 @@ func (r *rig) status() (agentStatus, error) {
 
 // waitStatus polls the agent's status over ssh until ok accepts it.
 func (r *rig) waitStatus(d time.Duration, what string, ok func(agentStatus) bool) (agentStatus, error) {
-	deadline := time.Now().Add(d)
-	var st agentStatus
-	var err error
-	for time.Now().Before(deadline) {
-		st, err = r.status()
-		if err == nil && ok(st) {
-			return st, nil
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if err != nil {
-		return st, fmt.Errorf("no %s within %v: %v", what, d, err)
-	}
-	return st, fmt.Errorf("no %s within %v: state %s, connected %v, last_error %q", what, d, st.State, st.Connected, st.LastError)
+	return agentstatus.Wait(r.status, 500*time.Millisecond, nil, d, what, ok)
 }
 
 func connected(st agentStatus) bool {
