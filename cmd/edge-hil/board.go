@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 // pin is one of the PL061's lines as the agent's config uses it.
@@ -136,19 +138,11 @@ func relaysOf(b []pin) []pin {
 // PL061's gpiochip, which only the guest can know.
 const chipPlaceholder = "@CHIP@"
 
-// Credentials of the rig's broker (throw-away, this run only).
+// The agent's user on the rig's broker (throw-away, this run only).
 const (
 	agentUser = "gw-hil"
 	agentPass = "hil-secret-never-logged"
-	cloudUser = "cloud"
-	cloudPass = "cloud-pass"
 )
-
-// hostAlias is how the guest reaches the host's loopback: QEMU's user
-// network maps 10.0.2.2 to 127.0.0.1 on this machine (the traffic never
-// leaves QEMU's process). The broker's certificate is for localhost, so the
-// agent verifies that name (mqtt.server_name).
-const hostAlias = "10.0.2.2"
 
 // agentConfig is the agent's config.toml for device, broker on the host's
 // loopback at port, with pins as "gpiochip@CHIP@:OFFSET".
@@ -166,13 +160,7 @@ func boardConfig(device string, port int, pins []pin, ins []input) string {
 	w("device_id = %q", device)
 	w(`data_dir = "/data/edge-agent"`)
 	w("")
-	w("[mqtt]")
-	w("broker = %q", fmt.Sprintf("tls://%s:%d", hostAlias, port))
-	w("username = %q", agentUser)
-	w(`password_file = "/etc/edge-agent/mqtt.pass"`)
-	w(`ca_file = "/etc/edge-agent/ca.pem"`)
-	w(`server_name = "localhost"`)
-	w(`keepalive = "10s"`)
+	b.WriteString(testcloud.MQTTConfig(port, agentUser))
 	w("")
 	w("[hw]")
 	w(`backend = "periph"`)

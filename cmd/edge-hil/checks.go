@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 // Tolerances, from measurements of this rig on a 2-core x86-64 under TCG
@@ -150,7 +152,7 @@ func (d *device) nextID() string {
 
 // command sends one command and waits for its reply; t0 is just before
 // the publish, t1 just after the reply came.
-func (d *device) command(method string, params map[string]any) (rep reply, t0, t1 time.Time, err error) {
+func (d *device) command(method string, params map[string]any) (rep testcloud.Reply, t0, t1 time.Time, err error) {
 	t0 = time.Now()
 	rep, err = d.r.cloud.command(d.id, d.nextID(), method, params, 15*time.Second)
 	if err == nil && !rep.OK {

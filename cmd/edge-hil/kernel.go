@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/cachedir"
 )
 
 // guestFiles are what the guest is made of, all from Debian's arm64
@@ -30,24 +31,20 @@ func (g *guestFiles) module(name string) string {
 	return filepath.Join(g.Dir, "modules", name+".ko")
 }
 
-// loadCache returns the guest files in dir if a complete set is there.
-func loadCache(dir string) (*guestFiles, error) {
-	b, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if err != nil {
-		return nil, err
-	}
-	g := &guestFiles{Dir: dir}
-	if err := json.Unmarshal(b, g); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifestName, err)
-	}
+// Files are what must be in the cache for it to be complete.
+func (g *guestFiles) Files() []string {
 	files := []string{g.vmlinuz(), g.busybox()}
 	for _, m := range g.Modules {
 		files = append(files, g.module(m))
 	}
-	for _, f := range files {
-		if _, err := os.Stat(f); err != nil {
-			return nil, err
-		}
+	return files
+}
+
+// loadCache returns the guest files in dir if a complete set is there.
+func loadCache(dir string) (*guestFiles, error) {
+	g := &guestFiles{Dir: dir}
+	if err := cachedir.Load(dir, manifestName, g); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -63,12 +60,9 @@ func ensureGuest(cache string, logf func(string, ...any)) (*guestFiles, error) {
 		return g, nil
 	}
 	t0 := time.Now()
-	if err := os.MkdirAll(filepath.Dir(cache), 0o755); err != nil {
-		return nil, err
-	}
-	// Staged beside the cache and renamed into place, so an interrupted
+	// Built beside the cache and renamed into place, so an interrupted
 	// fetch never leaves a cache that looks complete.
-	stage, err := os.MkdirTemp(filepath.Dir(cache), filepath.Base(cache)+".new-")
+	stage, err := cachedir.Stage(cache)
 	if err != nil {
 		return nil, err
 	}
@@ -110,17 +104,7 @@ func ensureGuest(cache string, logf func(string, ...any)) (*guestFiles, error) {
 	if err := unpackBusybox(dl, stage, g); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(g, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(g.Dir, manifestName), append(b, '\n'), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(cache); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(g.Dir, cache); err != nil {
+	if err := cachedir.Commit(g.Dir, cache, manifestName, g); err != nil {
 		return nil, err
 	}
 	g.Dir = cache

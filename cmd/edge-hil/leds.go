@@ -141,7 +141,7 @@ func (d *device) checkIdentify(res *result) {
 func (d *device) checkConnecting(res *result) {
 	c := d.r.cloud
 	t0 := time.Now()
-	if err := c.broker.Kill(); err != nil {
+	if err := c.Broker.Kill(); err != nil {
 		res.fail("kill the broker: %v", err)
 		return
 	}
@@ -156,7 +156,7 @@ func (d *device) checkConnecting(res *result) {
 	}
 	time.Sleep(time.Until(t0.Add(outage)))
 	tUp := time.Now()
-	if err := c.broker.Restart(); err != nil {
+	if err := c.Broker.Restart(); err != nil {
 		res.fail("restart the broker: %v", err)
 		res.fatal = true
 		return
@@ -167,7 +167,7 @@ func (d *device) checkConnecting(res *result) {
 		return
 	}
 	res.fig("broker back → agent connected: %s (its backoff starts at ~1 s)", ms(time.Since(tUp)))
-	if err := c.connect(); err != nil {
+	if err := c.Connect(); err != nil {
 		res.fail("reconnect the cloud clients: %v", err)
 		res.fatal = true
 		return

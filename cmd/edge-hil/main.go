@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 type options struct {
@@ -131,13 +133,13 @@ func run(o options) int {
 	if err != nil {
 		return fail("broker: %v", err)
 	}
-	defer r.cloud.stop()
-	r.logf("mosquitto with TLS on 127.0.0.1:%d (the guest dials %s:%d)", r.cloud.broker.Port, hostAlias, r.cloud.broker.Port)
+	defer r.cloud.Stop()
+	r.logf("mosquitto with TLS on 127.0.0.1:%d (the guest dials %s:%d)", r.cloud.Broker.Port, testcloud.HostAlias, r.cloud.Broker.Port)
 
 	configs := map[string]string{}
 	for a := range bins {
-		configs[a] = agentConfig("hil-"+a, r.cloud.broker.Port)
-		configs[a+"-inputs"] = inputsConfig("hil-"+a, r.cloud.broker.Port)
+		configs[a] = agentConfig("hil-"+a, r.cloud.Broker.Port)
+		configs[a+"-inputs"] = inputsConfig("hil-"+a, r.cloud.Broker.Port)
 	}
 	t0 := time.Now()
 	probes, err := buildProbes(r.dir)
@@ -147,7 +149,7 @@ func run(o options) int {
 	r.logf("gpioprobe built for arm64 and armv6 (%s)", ms(time.Since(t0)))
 	r.initrd = filepath.Join(r.dir, "initramfs.cpio.gz")
 	t0 = time.Now()
-	if err := buildInitramfs(r.initrd, r.dir, r.guest, bins, probes, configs, r.cloud.pki.CAFile); err != nil {
+	if err := buildInitramfs(r.initrd, r.dir, r.guest, bins, probes, configs, r.cloud.PKI.CAFile); err != nil {
 		return fail("initramfs: %v", err)
 	}
 	fi, _ := os.Stat(r.initrd)
@@ -159,7 +161,7 @@ func run(o options) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		<-sig
-		r.cloud.stop()
+		r.cloud.Stop()
 		fmt.Fprintf(os.Stderr, "edge-hil: interrupted; work directory %s\n", r.dir)
 		os.Exit(130)
 	}()

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 // setRelay switches one relay by command and checks the lines and the
@@ -248,7 +250,7 @@ func (d *device) checkRestart(res *result, sig string) {
 }
 
 // setState sets a relay by command if it is not in that state already.
-func (d *device) setState(name string, on bool) (reply, error) {
+func (d *device) setState(name string, on bool) (testcloud.Reply, error) {
 	rep, _, _, err := d.command("relay.set", map[string]any{"relay": name, "on": on})
 	return rep, err
 }

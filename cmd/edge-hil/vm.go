@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/agentstatus"
 )
 
 // vmConfig is one boot of the guest.
@@ -409,25 +412,7 @@ func (v *vm) ask(cmd string, timeout time.Duration) (ok bool, text string, err e
 
 // guestStatus is the part of the agent's status document
 // (docs/design.md#status-document, `status -json`) the checks read.
-type guestStatus struct {
-	Version   string `json:"version"`
-	State     string `json:"state"`
-	Connected bool   `json:"connected"`
-	Inbox     struct {
-		Total int `json:"total"`
-	} `json:"inbox"`
-	Relays map[string]struct {
-		On    bool       `json:"on"`
-		Until *time.Time `json:"until"`
-	} `json:"relays"`
-	LEDs   map[string]string `json:"leds"`
-	Inputs map[string]struct {
-		Active bool       `json:"active"`
-		Since  *time.Time `json:"since"`
-	} `json:"inputs"`
-	LastError string `json:"last_error"`
-	Uptime    string `json:"uptime"`
-}
+type guestStatus = agentstatus.Status
 
 // status runs `edge-agent status -json` inside the guest.
 func (v *vm) status() (guestStatus, error) {
@@ -447,24 +432,14 @@ func (v *vm) status() (guestStatus, error) {
 
 // waitStatus polls the status from inside until ok accepts it.
 func (v *vm) waitStatus(d time.Duration, what string, ok func(guestStatus) bool) (guestStatus, error) {
-	deadline := time.Now().Add(d)
-	var st guestStatus
-	var err error
-	for time.Now().Before(deadline) {
-		st, err = v.status()
-		if err == nil && ok(st) {
-			return st, nil
-		}
-		select {
-		case <-v.done:
-			return st, fmt.Errorf("qemu exited (%v) waiting for %s:\n%s", v.waitErr, what, v.consoleTail(25))
-		case <-time.After(50 * time.Millisecond):
-		}
+	st, err := agentstatus.Wait(v.status, 50*time.Millisecond, v.done, d, what, ok)
+	if errors.Is(err, agentstatus.ErrGone) {
+		return st, fmt.Errorf("qemu exited (%v) waiting for %s:\n%s", v.waitErr, what, v.consoleTail(25))
 	}
 	if err != nil {
-		return st, fmt.Errorf("no %s within %v: %v\n%s", what, d, err, v.consoleTail(25))
+		return st, fmt.Errorf("%v\n%s", err, v.consoleTail(25))
 	}
-	return st, fmt.Errorf("no %s within %v: state %s, connected %v, last_error %q\n%s", what, d, st.State, st.Connected, st.LastError, v.consoleTail(25))
+	return st, nil
 }
 
 // kill is a hard power cut: SIGKILL to QEMU, nothing in the guest runs on.

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/agentstatus"
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 // The board: QEMU virt's PL061 is the guest's only GPIO controller, so
@@ -45,13 +48,7 @@ func agentConfig(port int) string {
 	w("# written by cmd/edge-system (make system)")
 	w("device_id = %q", deviceID)
 	w("")
-	w("[mqtt]")
-	w("broker = %q", fmt.Sprintf("tls://%s:%d", hostAlias, port))
-	w("username = %q", agentUser)
-	w(`password_file = "/etc/edge-agent/mqtt.pass"`)
-	w(`ca_file = "/etc/edge-agent/ca.pem"`)
-	w(`server_name = "localhost"`)
-	w(`keepalive = "10s"`)
+	b.WriteString(testcloud.MQTTConfig(port, agentUser))
 	w("")
 	w("[hw]")
 	w(`backend = "periph"`)
@@ -71,19 +68,7 @@ func agentConfig(port int) string {
 }
 
 // agentStatus is the part of `edge-agent status -json` the checks read.
-type agentStatus struct {
-	Version   string `json:"version"`
-	State     string `json:"state"`
-	Connected bool   `json:"connected"`
-	Inbox     struct {
-		Total int `json:"total"`
-	} `json:"inbox"`
-	Relays map[string]struct {
-		On    bool       `json:"on"`
-		Until *time.Time `json:"until"`
-	} `json:"relays"`
-	LastError string `json:"last_error"`
-}
+type agentStatus = agentstatus.Status
 
 func (r *rig) status() (agentStatus, error) {
 	var st agentStatus
@@ -99,20 +84,7 @@ func (r *rig) status() (agentStatus, error) {
 
 // waitStatus polls the agent's status over ssh until ok accepts it.
 func (r *rig) waitStatus(d time.Duration, what string, ok func(agentStatus) bool) (agentStatus, error) {
-	deadline := time.Now().Add(d)
-	var st agentStatus
-	var err error
-	for time.Now().Before(deadline) {
-		st, err = r.status()
-		if err == nil && ok(st) {
-			return st, nil
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if err != nil {
-		return st, fmt.Errorf("no %s within %v: %v", what, d, err)
-	}
-	return st, fmt.Errorf("no %s within %v: state %s, connected %v, last_error %q", what, d, st.State, st.Connected, st.LastError)
+	return agentstatus.Wait(r.status, 500*time.Millisecond, nil, d, what, ok)
 }
 
 func connected(st agentStatus) bool {
@@ -170,7 +142,7 @@ func (r *rig) checkInstall(res *result) bool {
 	}
 	res.fig("card copied in %s", secs(time.Since(t0)))
 	files := map[string]string{
-		"config.toml": agentConfig(r.cloud.broker.Port),
+		"config.toml": agentConfig(r.cloud.Broker.Port),
 		"mqtt.pass":   agentPass + "\n",
 	}
 	for name, body := range files {
@@ -179,7 +151,7 @@ func (r *rig) checkInstall(res *result) bool {
 			return false
 		}
 	}
-	if err := copyFile(r.cloud.pki.CAFile, filepath.Join(r.dir, "ca.pem"), 0o644); err != nil {
+	if err := copyFile(r.cloud.PKI.CAFile, filepath.Join(r.dir, "ca.pem"), 0o644); err != nil {
 		res.fail("%v", err)
 		return false
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 const (
@@ -153,7 +155,7 @@ func (r *rig) checkDeployBad(res *result, kind string) bool {
 			res.fail("%v", err)
 			return false
 		}
-		never := strings.Replace(agentConfig(r.cloud.broker.Port), fmt.Sprintf("%s:%d", hostAlias, r.cloud.broker.Port), hostAlias+":1", 1)
+		never := strings.Replace(agentConfig(r.cloud.Broker.Port), fmt.Sprintf("%s:%d", testcloud.HostAlias, r.cloud.Broker.Port), testcloud.HostAlias+":1", 1)
 		nf := filepath.Join(r.dir, "never.toml")
 		if err := os.WriteFile(nf, []byte(never), 0o644); err != nil {
 			res.fail("%v", err)

@@ -7,13 +7,14 @@ package main
 // boot with a freshly flashed card.
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/cachedir"
 )
 
 const (
@@ -62,19 +63,13 @@ func (c *card) vmlinuz() string { return filepath.Join(c.Dir, "vmlinuz") }
 func (c *card) initrd() string  { return filepath.Join(c.Dir, "initrd.img") }
 func (c *card) key() string     { return filepath.Join(c.Dir, "id_ed25519") }
 
+// Files are what must be in the cache for it to be complete.
+func (c *card) Files() []string { return []string{c.image(), c.vmlinuz(), c.initrd(), c.key()} }
+
 func loadCard(dir string) (*card, error) {
-	b, err := os.ReadFile(filepath.Join(dir, cardManifest))
-	if err != nil {
-		return nil, err
-	}
 	c := &card{Dir: dir}
-	if err := json.Unmarshal(b, c); err != nil {
-		return nil, fmt.Errorf("%s: %w", cardManifest, err)
-	}
-	for _, f := range []string{c.image(), c.vmlinuz(), c.initrd(), c.key()} {
-		if _, err := os.Stat(f); err != nil {
-			return nil, err
-		}
+	if err := cachedir.Load(dir, cardManifest, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -90,10 +85,7 @@ func ensureCard(cache, qemu string, logf func(string, ...any)) (*card, error) {
 		logf("card image from the cache %s (Debian %s arm64, kernel %s, built %s)", cache, c.Suite, c.Kernel, c.Built.Format(time.DateOnly))
 		return c, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(cache), 0o755); err != nil {
-		return nil, err
-	}
-	stage, err := os.MkdirTemp(filepath.Dir(cache), filepath.Base(cache)+".new-")
+	stage, err := cachedir.Stage(cache)
 	if err != nil {
 		return nil, err
 	}
@@ -149,17 +141,7 @@ func ensureCard(cache, qemu string, logf func(string, ...any)) (*card, error) {
 		return nil, err
 	}
 	c.Built = time.Now().UTC()
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(c.Dir, cardManifest), append(b, '\n'), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(cache); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(c.Dir, cache); err != nil {
+	if err := cachedir.Commit(c.Dir, cache, cardManifest, c); err != nil {
 		return nil, err
 	}
 	c.Dir = cache

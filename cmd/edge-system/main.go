@@ -28,6 +28,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/edge-agent/edge-agent/cmd/internal/testcloud"
 )
 
 type options struct {
@@ -166,8 +168,8 @@ func run(o options) int {
 	if r.cloud, err = startCloud(r.dir); err != nil {
 		return fail("broker: %v", err)
 	}
-	defer r.cloud.stop()
-	r.logf("mosquitto with TLS on 127.0.0.1:%d (the gateway dials %s:%d)", r.cloud.broker.Port, hostAlias, r.cloud.broker.Port)
+	defer r.cloud.Stop()
+	r.logf("mosquitto with TLS on 127.0.0.1:%d (the gateway dials %s:%d)", r.cloud.Broker.Port, testcloud.HostAlias, r.cloud.Broker.Port)
 
 	port, err := freePort()
 	if err != nil {
