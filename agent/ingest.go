@@ -338,8 +338,8 @@ func (w *writer) refuse(in *inbound, ce *cmdError) {
 // waits for our acks.
 func (w *writer) take(ctx context.Context, batch []inbound) []inbound {
 	batch = w.drain(batch)
-	batch = w.await(ctx, batch)
-	if len(batch) < 2 {
+	batch, waited := w.await(ctx, batch)
+	if len(batch) < 2 || waited {
 		return batch
 	}
 	for step := 0; step < lingerSteps && len(batch) < lingerBatch; step++ {
@@ -359,9 +359,13 @@ func (w *writer) take(ctx context.Context, batch []inbound) []inbound {
 // flash wear); and early once windowBatch messages are in, or, with two or
 // more in, after windowQuiet without a new one (see windowBatch), or when
 // ctx ends.
-func (w *writer) await(ctx context.Context, batch []inbound) []inbound {
+// waited reports that the window ran out (its time, or the quiet): the
+// messages came slowly, so take does not linger after it. Each linger
+// step that brings nothing costs a sleep, which an idle Go runtime
+// rounds up to about a millisecond, on every commit of a trickle.
+func (w *writer) await(ctx context.Context, batch []inbound) (_ []inbound, waited bool) {
 	if w.CommitWindow <= 0 || len(batch) >= windowBatch || w.urgent(batch, 0) {
-		return batch
+		return batch, false
 	}
 	// The window is time the writer would spend waiting: the store's
 	// journal, if nearly full, moves into bbolt now rather than in the
@@ -375,7 +379,7 @@ func (w *writer) await(ctx context.Context, batch []inbound) []inbound {
 	}
 	left := start.Add(w.CommitWindow).Sub(w.now())
 	if left <= 0 {
-		return batch
+		return batch, false
 	}
 	end := time.NewTimer(left)
 	defer end.Stop()
@@ -395,14 +399,14 @@ func (w *writer) await(ctx context.Context, batch []inbound) []inbound {
 		case next := <-w.in:
 			batch = w.drain(append(batch, next))
 		case <-end.C:
-			return batch
+			return batch, true
 		case <-quietC:
-			return batch
+			return batch, true
 		case <-ctx.Done():
-			return batch
+			return batch, false
 		}
 		if len(batch) >= windowBatch || w.urgent(batch, n) {
-			return batch
+			return batch, false
 		}
 	}
 }

@@ -405,3 +405,20 @@ func TestWindowSettlesTheJournalFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestNoLingerAfterAWindowRanOut: a window that ran its time out saw the
+// messages come slowly; lingering after it would only add sleeps to every
+// commit of a trickle.
+func TestNoLingerAfterAWindowRanOut(t *testing.T) {
+	w := newWriter(writerConfig{Health: newHealth(time.Now()), Log: quietLogger(), CommitWindow: 20 * time.Millisecond})
+	w.in = make(chan inbound, 16)
+	for range 3 {
+		w.in <- inbound{msg: store.Message{ReceivedAt: time.Now()}}
+	}
+	sleeps := 0
+	w.sleep = func(time.Duration) { sleeps++ }
+	batch := w.take(context.Background(), []inbound{{msg: store.Message{ReceivedAt: time.Now()}}})
+	if len(batch) != 4 || sleeps != 0 {
+		t.Fatalf("batch of %d after %d linger sleeps, want 4 after none", len(batch), sleeps)
+	}
+}
