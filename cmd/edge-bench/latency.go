@@ -250,7 +250,13 @@ func measureLatency(e *env, n int, lr latencyRun) error {
 	exact50 := e.rep.fig(lr.key+"pubstored.p50", "publish→stored p50 at 100/s (publish → broker has the agent's PUBACK)"+lr.label, "ms", 2)
 	exact99 := e.rep.fig(lr.key+"pubstored.p99", "publish→stored p99 at 100/s (publish → broker has the agent's PUBACK)"+lr.label, "ms", 2)
 	if lr.key == "lat." {
-		exact99.want("≤ 2 ms", func(v float64) bool { return v <= 2 })
+		// The wait the agent's default commit_window adds to a plain
+		// notification on purpose (flash wear; commands never wait: see the
+		// commands section), plus a commit: two fdatasyncs of the work
+		// dir's disk, measured at the start, and a millisecond.
+		win, _ := time.ParseDuration(defaultCommitWindow)
+		bound := float64(win)/1e6 + 2*e.diskP99 + 1
+		exact99.want(fmt.Sprintf("≤ %s + 2 × fdatasync p99 + 1 ms = %.1f ms", defaultCommitWindow, bound), func(v float64) bool { return v <= bound })
 	}
 	tr.mu.Lock()
 	sends, dups := tr.sends, tr.dups

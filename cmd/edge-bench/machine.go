@@ -28,6 +28,7 @@ func printMachine(w io.Writer, e *env) {
 	disk := "fdatasync probe failed"
 	if p50, p99, err := diskSync(e.dir, 200); err == nil {
 		disk = fmt.Sprintf("4 KiB write + fdatasync p50 %.2f ms, p99 %.2f ms (n=200; a commit is two)", p50, p99)
+		e.diskP99 = p99
 	}
 	fmt.Fprintf(w, "work dir:   %s (%s); %s\n", e.dir, fsType(e.dir), disk)
 	if a, err := sampleCPU(); err == nil {

@@ -77,6 +77,7 @@ var sectionNames = []string{"ingest", "commands", "footprint", "scale", "oversiz
 // env is what every section shares.
 type env struct {
 	agentBin   string
+	diskP99    float64       // ms: the work dir's 4 KiB write + fdatasync p99, measured at the start (printMachine)
 	compareBin string        // -compare: a second agent build the drain section runs beside agentBin
 	slowSync   time.Duration // -slow-sync: the slow card's cache flush
 	slowWrite  time.Duration // -slow-write: the slow card's write request
