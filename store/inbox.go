@@ -157,8 +157,11 @@ func (db *DB) appendJournal(msgs []Message, vals [][]byte, add uint64) ([]uint64
 		db.inBolt.bytes+db.tailSize+add > uint64(db.opts.RetainBytes) {
 		return nil, false
 	}
+	if size >= journalDirect || db.tailBytes+size > tailMax {
+		return nil, false // before encoding: a backlog drain's large batches come here
+	}
 	g := db.jr.encodeGroup(db.lastSeq+1, vals)
-	if size >= journalDirect || db.tailBytes+size > tailMax || !db.jr.fits(len(g)) {
+	if !db.jr.fits(len(g)) {
 		return nil, false
 	}
 	if err := db.jr.write(g); err != nil {
