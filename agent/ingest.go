@@ -332,10 +332,11 @@ func (w *writer) refuse(in *inbound, ce *cmdError) {
 // lingerSteps steps. On a fast disk (make bench) this made a live flood's
 // ~70 messages per commit ~200: a third of the fsyncs (and of an SD card's
 // wear) for at most 2 ms more latency; up to maxBatch for at most 5 ms, it
-// took a flood's flash writes from 353 to 288 B per message (docs/flash.md). Without a window a lone message (a
-// trickle, a command) is committed at once; a step that brings nothing
-// ends the wait, as when the broker has reached its in-flight limit and
-// waits for our acks.
+// took a flood's flash writes from 353 to 288 B per message
+// (docs/flash.md). Without a window a lone message (a trickle, a command)
+// is committed at once; a step that brings nothing ends the wait, as when
+// the broker has reached its in-flight limit and waits for our acks. After
+// a window that ran out, take does not linger (see await).
 func (w *writer) take(ctx context.Context, batch []inbound) []inbound {
 	batch = w.drain(batch)
 	batch, waited := w.await(ctx, batch)

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -83,17 +84,16 @@ type journal struct {
 // Seq last, oldest first. It writes only when the file is missing or
 // short; an error leaves the store without a journal, not unusable.
 func openJournal(dir string, id, last uint64) (*journal, []tailRec, error) {
-	path := dir + string(os.PathSeparator) + JournalName
+	path := filepath.Join(dir, JournalName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Like the database, it holds notifications: private, whatever a copy
-	// or a restore left it as.
-	if st, err := f.Stat(); err == nil && st.Mode().Perm()&^0o600 != 0 {
-		if err := f.Chmod(0o600); err != nil {
+	// Like the database: private, whatever a copy or a restore left it as.
+	if st, err := f.Stat(); err == nil {
+		if err := makePrivate(path, st.Mode()); err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("%s is mode %04o, open to other users, and cannot be made 0600: %w", path, st.Mode().Perm(), err)
+			return nil, nil, err
 		}
 	}
 	j := &journal{f: f, id: id}

@@ -105,10 +105,8 @@ func Open(dir string, opts *Options) (*DB, error) {
 		// bbolt sets the mode only when it creates the file; one copied
 		// in, restored from a backup or chmod-ed since is made private
 		// again on every open: it holds every notification.
-		if st.Mode().Perm()&^0o600 != 0 {
-			if err := os.Chmod(path, 0o600); err != nil {
-				return nil, fmt.Errorf("%s is mode %04o, open to other users, and cannot be made 0600: %w", path, st.Mode().Perm(), err)
-			}
+		if err := makePrivate(path, st.Mode()); err != nil {
+			return nil, err
 		}
 		if st.Size() == 0 {
 			// Created but never initialised (a crash right after create):
@@ -395,6 +393,18 @@ func getU64(b *bolt.Bucket, key []byte) uint64 {
 
 func putU64(b *bolt.Bucket, key []byte, v uint64) error {
 	return b.Put(key, binary.BigEndian.AppendUint64(make([]byte, 0, 8), v))
+}
+
+// makePrivate chmods path, whose mode is mode, to 0600 if group or others
+// may read it: the store's files hold every notification.
+func makePrivate(path string, mode fs.FileMode) error {
+	if mode.Perm()&^0o600 == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("%s is mode %04o, open to other users, and cannot be made 0600: %w", path, mode.Perm(), err)
+	}
+	return nil
 }
 
 // mkdirSynced creates dir (0750) if it is missing and makes the new entry
